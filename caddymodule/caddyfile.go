@@ -1,0 +1,155 @@
+package caddymodule
+
+import (
+	"strconv"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+func init() {
+	httpcaddyfile.RegisterHandlerDirective("paynorm", parsePaynorm)
+	// Ordered before respond so a plain site block with paynorm works
+	// without a route block or a global order option.
+	httpcaddyfile.RegisterDirectiveOrder("paynorm", httpcaddyfile.Before, "respond")
+}
+
+func parsePaynorm(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	var p Handler
+	err := p.UnmarshalCaddyfile(h.Dispenser)
+	return &p, err
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens:
+//
+//	paynorm [<matcher>] {
+//	    prefix           <path, default /v1>
+//	    default_provider <name>
+//	    max_body_bytes   <n>
+//	    account <name> {
+//	        type            gmo
+//	        endpoint        test|production|<url>
+//	        shop_id         <id>
+//	        shop_pass       <pass>
+//	        site_id         <id>
+//	        site_pass       <pass>
+//	        timeout         <duration>
+//	        rate_limit      <per-second> [<burst>]
+//	        max_wait        <duration>
+//	        breaker         <consecutive-failures> [<open-duration>]
+//	        source_address  <ip>
+//	        proxy_url       <url>
+//	    }
+//	}
+func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch d.Val() {
+		case "prefix":
+			if !d.Args(&h.Prefix) {
+				return d.ArgErr()
+			}
+		case "default_provider":
+			if !d.Args(&h.DefaultProvider) {
+				return d.ArgErr()
+			}
+		case "max_body_bytes":
+			var s string
+			if !d.Args(&s) {
+				return d.ArgErr()
+			}
+			n, err := strconv.ParseInt(s, 10, 64)
+			if err != nil || n <= 0 {
+				return d.Errf("max_body_bytes: %q is not a positive integer", s)
+			}
+			h.MaxBodyBytes = n
+		case "account":
+			var a Account
+			if !d.Args(&a.Name) {
+				return d.ArgErr()
+			}
+			if err := parseAccount(d, &a); err != nil {
+				return err
+			}
+			h.Accounts = append(h.Accounts, a)
+		default:
+			return d.Errf("unrecognized paynorm option %q", d.Val())
+		}
+	}
+	return nil
+}
+
+func parseAccount(d *caddyfile.Dispenser, a *Account) error {
+	str := map[string]*string{
+		"type": &a.Type, "endpoint": &a.Endpoint, "shop_id": &a.ShopID, "shop_pass": &a.ShopPass,
+		"site_id": &a.SiteID, "site_pass": &a.SitePass, "source_address": &a.SourceAddress, "proxy_url": &a.ProxyURL,
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		opt := d.Val()
+		if p, ok := str[opt]; ok {
+			if !d.Args(p) {
+				return d.ArgErr()
+			}
+			continue
+		}
+		args := d.RemainingArgs()
+		switch opt {
+		case "timeout", "max_wait":
+			if len(args) != 1 {
+				return d.ArgErr()
+			}
+			dur, err := caddy.ParseDuration(args[0])
+			if err != nil {
+				return d.Errf("%s: %v", opt, err)
+			}
+			if opt == "timeout" {
+				a.Timeout = caddy.Duration(dur)
+			} else {
+				a.MaxWait = caddy.Duration(dur)
+			}
+		case "rate_limit":
+			if len(args) < 1 || len(args) > 2 {
+				return d.ArgErr()
+			}
+			r, err := strconv.ParseFloat(args[0], 64)
+			if err != nil || r < 0 {
+				return d.Errf("rate_limit: %q is not a rate per second", args[0])
+			}
+			a.Rate = r
+			if len(args) == 2 {
+				b, err := strconv.Atoi(args[1])
+				if err != nil || b < 1 {
+					return d.Errf("rate_limit: burst %q is not a positive integer", args[1])
+				}
+				a.Burst = b
+			}
+		case "breaker":
+			if len(args) < 1 || len(args) > 2 {
+				return d.ArgErr()
+			}
+			n, err := strconv.ParseUint(args[0], 10, 32)
+			if err != nil || n < 1 {
+				return d.Errf("breaker: %q is not a failure count", args[0])
+			}
+			a.BreakerFailures = uint32(n)
+			if len(args) == 2 {
+				dur, err := caddy.ParseDuration(args[1])
+				if err != nil {
+					return d.Errf("breaker: %v", err)
+				}
+				a.BreakerOpen = caddy.Duration(dur)
+			}
+		default:
+			return d.Errf("unrecognized account option %q", opt)
+		}
+	}
+	return nil
+}
+
+// Interface guard
+var _ caddyfile.Unmarshaler = (*Handler)(nil)

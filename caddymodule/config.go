@@ -1,0 +1,77 @@
+// Package caddymodule is the Caddy glue of paynorm: module registration,
+// Caddyfile parsing, provisioning of provider accounts, HTTP routing of the
+// unified API, metrics and health. It holds no provider knowledge.
+package caddymodule
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+)
+
+// Account is one provider account (credentials, endpoint, limits, egress).
+type Account struct {
+	// Name is the account name apps put in "provider" and that prefixes
+	// payment ids: lower-case letters, digits and '-'.
+	Name string `json:"name"`
+	// Type is the provider protocol: "gmo" (card protocol API).
+	Type string `json:"type"`
+	// Endpoint is "test", "production" or a base URL (the sandbox).
+	Endpoint string `json:"endpoint,omitempty"`
+	// ShopID is GMO's ショップID. Placeholders such as {env.GMO_SHOP_ID} are
+	// replaced at provision time.
+	ShopID string `json:"shop_id,omitempty"`
+	// ShopPass is GMO's ショップパスワード. Never logged.
+	ShopPass string `json:"shop_pass,omitempty"`
+	// SiteID is GMO's サイトID, needed for customers and stored cards.
+	SiteID string `json:"site_id,omitempty"`
+	// SitePass is GMO's サイトパスワード. Never logged.
+	SitePass string `json:"site_pass,omitempty"`
+	// Timeout bounds one provider call (default 30s).
+	Timeout caddy.Duration `json:"timeout,omitempty"`
+	// Rate is the provider calls per second this account may make (0: no limit).
+	Rate float64 `json:"rate,omitempty"`
+	// Burst is the token bucket size (default: the rate, at least 1).
+	Burst int `json:"burst,omitempty"`
+	// MaxWait is how long a call waits for the limiter before 429 (default 1s).
+	MaxWait caddy.Duration `json:"max_wait,omitempty"`
+	// BreakerFailures consecutive provider faults open the breaker (default 5).
+	BreakerFailures uint32 `json:"breaker_failures,omitempty"`
+	// BreakerOpen is how long the breaker stays open before a trial call (default 30s).
+	BreakerOpen caddy.Duration `json:"breaker_open,omitempty"`
+	// SourceAddress binds outgoing connections to this local IP (fixed-IP egress
+	// on a multi-homed host).
+	SourceAddress string `json:"source_address,omitempty"`
+	// ProxyURL sends provider traffic through this HTTP CONNECT proxy.
+	ProxyURL string `json:"proxy_url,omitempty"`
+}
+
+var accountName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,31}$`)
+
+// Validate checks what can be checked without network access.
+func (a *Account) Validate() error {
+	if !accountName.MatchString(a.Name) {
+		return fmt.Errorf("account name %q: use 1-32 lower-case letters, digits and '-' (it prefixes payment ids)", a.Name)
+	}
+	switch a.Type {
+	case "gmo":
+		if a.ShopID == "" || a.ShopPass == "" {
+			return fmt.Errorf("account %s: shop_id and shop_pass are required", a.Name)
+		}
+	default:
+		return fmt.Errorf("account %s: unknown type %q (known: gmo)", a.Name, a.Type)
+	}
+	if a.Rate < 0 || a.Burst < 0 {
+		return fmt.Errorf("account %s: rate and burst must not be negative", a.Name)
+	}
+	return nil
+}
+
+// replace expands {env.*} and other global placeholders in every string.
+func (a *Account) replace(repl *caddy.Replacer) {
+	for _, p := range []*string{&a.Endpoint, &a.ShopID, &a.ShopPass, &a.SiteID, &a.SitePass, &a.SourceAddress, &a.ProxyURL} {
+		*p = strings.TrimSpace(repl.ReplaceAll(*p, ""))
+	}
+}

@@ -1,0 +1,363 @@
+package caddymodule
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/paynorm/paynorm/normalize"
+	"github.com/paynorm/paynorm/providers"
+	"github.com/paynorm/paynorm/providers/gmo"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+}
+
+// Handler serves paynorm's unified payment API and translates it to the
+// configured provider accounts.
+type Handler struct {
+	// Prefix is the path the API is served under (default "/v1").
+	Prefix string `json:"prefix,omitempty"`
+	// Accounts are the provider accounts apps may use.
+	Accounts []Account `json:"accounts,omitempty"`
+	// DefaultProvider is used when a create request names no provider
+	// (default: the only account, when there is one).
+	DefaultProvider string `json:"default_provider,omitempty"`
+	// MaxBodyBytes bounds request bodies (default 65536).
+	MaxBodyBytes int64 `json:"max_body_bytes,omitempty"`
+
+	providers map[string]providers.Provider
+	order     []string
+	poolKeys  []string
+	logger    *zap.Logger
+	metrics   *metrics
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.paynorm",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+// Provision builds the provider clients, sharing breaker, limiter and
+// connections with earlier configs through the usage pool.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	h.metrics = sharedMetrics()
+	if err := h.metrics.register(ctx.GetMetricsRegistry()); err != nil {
+		return err
+	}
+	if h.Prefix == "" {
+		h.Prefix = "/v1"
+	}
+	h.Prefix = "/" + strings.Trim(h.Prefix, "/")
+	if h.MaxBodyBytes <= 0 {
+		h.MaxBodyBytes = 64 << 10
+	}
+	repl := caddy.NewReplacer()
+	h.providers = map[string]providers.Provider{}
+	for i := range h.Accounts {
+		a := h.Accounts[i] // a copy: placeholders are expanded in it only
+		a.replace(repl)
+		if err := a.Validate(); err != nil {
+			return err
+		}
+		if _, dup := h.providers[a.Name]; dup {
+			return fmt.Errorf("account %s is configured twice", a.Name)
+		}
+		st, key, err := loadAccountState(&a, h.metrics, h.logger)
+		if err != nil {
+			return fmt.Errorf("account %s: %v", a.Name, err)
+		}
+		h.poolKeys = append(h.poolKeys, key)
+		p, err := h.newProvider(&a, st)
+		if err != nil {
+			return err
+		}
+		h.providers[a.Name] = p
+		h.order = append(h.order, a.Name)
+	}
+	return nil
+}
+
+func (h *Handler) newProvider(a *Account, st *accountState) (providers.Provider, error) {
+	observe := h.observer()
+	switch a.Type {
+	case "gmo":
+		c := gmo.NewClient(gmo.Config{Account: a.Name, Endpoint: a.Endpoint, ShopID: a.ShopID, ShopPass: a.ShopPass,
+			SiteID: a.SiteID, SitePass: a.SitePass, Timeout: time.Duration(a.Timeout)}, st.transport, st.guard, observe)
+		return gmo.New(c), nil
+	}
+	return nil, fmt.Errorf("account %s: unknown type %q", a.Name, a.Type)
+}
+
+// observer logs one line per provider call and feeds the metrics. Only
+// names, codes and timings are logged: never parameters.
+func (h *Handler) observer() providers.Observer {
+	return func(ci providers.CallInfo) {
+		h.metrics.observe(ci)
+		fields := []zap.Field{zap.String("account", ci.Account), zap.String("api", ci.API),
+			zap.String("outcome", ci.Outcome), zap.String("code", ci.Code),
+			zap.Duration("duration", ci.Duration), zap.String("request_id", ci.RequestID), zap.Int("attempt", ci.Attempt)}
+		switch ci.Outcome {
+		case providers.OutcomeOK, providers.OutcomeDeclined:
+			h.logger.Info("provider call", fields...)
+		default:
+			h.logger.Warn("provider call", fields...)
+		}
+	}
+}
+
+// Validate checks the default provider names a configured account.
+func (h *Handler) Validate() error {
+	if h.DefaultProvider != "" {
+		if _, ok := h.providers[h.DefaultProvider]; !ok {
+			return fmt.Errorf("default_provider %q is not a configured account", h.DefaultProvider)
+		}
+	}
+	return nil
+}
+
+// Cleanup releases this config's hold on the shared account state.
+func (h *Handler) Cleanup() error {
+	for _, k := range h.poolKeys {
+		_, _ = pool.Delete(k)
+	}
+	return nil
+}
+
+// ServeHTTP routes requests under the prefix; everything else goes on.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	rest, ok := strings.CutPrefix(r.URL.Path, h.Prefix)
+	if !ok || (rest != "" && rest[0] != '/') {
+		return next.ServeHTTP(w, r)
+	}
+	rid := requestID(r)
+	w.Header().Set("X-Request-Id", rid)
+	ctx := providers.WithRequestID(r.Context(), rid)
+	route, status := h.route(ctx, w, r, strings.Trim(rest, "/"), rid)
+	h.metrics.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
+	return nil
+}
+
+// requestID keeps a sane caller-supplied X-Request-Id or makes one.
+func requestID(r *http.Request) string {
+	if id := r.Header.Get("X-Request-Id"); id != "" && len(id) <= 128 && isToken(id) {
+		return id
+	}
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return "req_" + hex.EncodeToString(b[:])
+}
+
+func isToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// route dispatches one API request and reports the route label and status.
+func (h *Handler) route(ctx context.Context, w http.ResponseWriter, r *http.Request, path, rid string) (string, int) {
+	seg := strings.Split(path, "/")
+	switch {
+	case path == "health":
+		if r.Method != http.MethodGet {
+			return "health", h.fail(w, rid, normalize.New("method_not_allowed"))
+		}
+		return "health", h.health(w)
+	case seg[0] == "payments" && len(seg) == 1:
+		if r.Method != http.MethodPost {
+			return "payments", h.fail(w, rid, normalize.New("method_not_allowed"))
+		}
+		return "create_payment", h.createPayment(ctx, w, r, rid)
+	case seg[0] == "payments" && len(seg) == 2:
+		if r.Method != http.MethodGet {
+			return "payment", h.fail(w, rid, normalize.New("method_not_allowed"))
+		}
+		return "get_payment", h.paymentOp(ctx, w, r, rid, seg[1], "get")
+	case seg[0] == "payments" && len(seg) == 3 && (seg[2] == "capture" || seg[2] == "cancel" || seg[2] == "reauthorize"):
+		if r.Method != http.MethodPost {
+			return seg[2], h.fail(w, rid, normalize.New("method_not_allowed"))
+		}
+		return seg[2], h.paymentOp(ctx, w, r, rid, seg[1], seg[2])
+	}
+	return "unknown", h.fail(w, rid, normalize.Newf("route_not_found", "No endpoint %s %s%s.", r.Method, h.Prefix, "/"+path))
+}
+
+// readBody reads at most MaxBodyBytes.
+func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *normalize.Error) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, normalize.Newf("body_too_large", "The request body is larger than %d bytes.", h.MaxBodyBytes)
+		}
+		return nil, normalize.Newf("invalid_json", "The request body could not be read.")
+	}
+	return body, nil
+}
+
+// pick resolves the account a create request names.
+func (h *Handler) pick(name string) (providers.Provider, *normalize.Error) {
+	if name == "" {
+		name = h.DefaultProvider
+	}
+	if name == "" && len(h.order) == 1 {
+		name = h.order[0]
+	}
+	if name == "" {
+		e := normalize.Newf("parameter_missing", "provider is required: configured accounts are %s.", strings.Join(h.order, ", "))
+		e.MessageJa = "providerを指定してください。"
+		return nil, e.WithParam("provider")
+	}
+	p, ok := h.providers[name]
+	if !ok {
+		e := normalize.Newf("unknown_provider", "No provider account %q is configured (configured: %s).", name, strings.Join(h.order, ", "))
+		return nil, e.WithParam("provider")
+	}
+	return p, nil
+}
+
+func (h *Handler) createPayment(ctx context.Context, w http.ResponseWriter, r *http.Request, rid string) int {
+	body, berr := h.readBody(w, r)
+	if berr != nil {
+		return h.fail(w, rid, berr)
+	}
+	req, verr := normalize.DecodeCreatePayment(body)
+	if verr != nil {
+		return h.fail(w, rid, verr)
+	}
+	p, perr := h.pick(req.Provider)
+	if perr != nil {
+		return h.fail(w, rid, perr)
+	}
+	pay, err := p.CreatePayment(ctx, req)
+	return h.answer(w, rid, pay, err)
+}
+
+// paymentOp runs GET and the follow-up operations on one payment id.
+func (h *Handler) paymentOp(ctx context.Context, w http.ResponseWriter, r *http.Request, rid, id, op string) int {
+	account, key, ok := normalize.SplitPaymentID(id)
+	p := h.providers[account]
+	if !ok || p == nil {
+		e := normalize.Newf("resource_missing", "No payment %q: ids look like <account>_<key> and the account must be configured.", id)
+		return h.fail(w, rid, e.WithParam("id"))
+	}
+	var body []byte
+	if op != "get" {
+		var berr *normalize.Error
+		if body, berr = h.readBody(w, r); berr != nil {
+			return h.fail(w, rid, berr)
+		}
+	}
+	var pay *normalize.Payment
+	var err error
+	switch op {
+	case "get":
+		pay, err = p.GetPayment(ctx, key)
+	case "capture":
+		req, derr := normalize.DecodeCapture(body)
+		if derr != nil {
+			return h.fail(w, rid, derr)
+		}
+		pay, err = p.Capture(ctx, key, req)
+	case "cancel":
+		if derr := normalize.DecodeEmpty(body); derr != nil {
+			return h.fail(w, rid, derr)
+		}
+		pay, err = p.Cancel(ctx, key)
+	case "reauthorize":
+		req, derr := normalize.DecodeReauthorize(body)
+		if derr != nil {
+			return h.fail(w, rid, derr)
+		}
+		pay, err = p.Reauthorize(ctx, key, req)
+	}
+	return h.answer(w, rid, pay, err)
+}
+
+func (h *Handler) answer(w http.ResponseWriter, rid string, pay *normalize.Payment, err error) int {
+	if err != nil {
+		var ne *normalize.Error
+		if !errors.As(err, &ne) {
+			ne = normalize.New("processing_error")
+		}
+		return h.fail(w, rid, ne)
+	}
+	return writeJSON(w, http.StatusOK, pay)
+}
+
+// fail writes the normalized error body.
+func (h *Handler) fail(w http.ResponseWriter, rid string, e *normalize.Error) int {
+	e.RequestID = rid
+	if ra := e.RetryAfterHeader(); ra != "" {
+		w.Header().Set("Retry-After", ra)
+	} else if e.Type == normalize.TypeRateLimited || e.Type == normalize.TypeProviderUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
+	if e.Status >= 500 {
+		h.logger.Warn("request failed", zap.String("request_id", rid), zap.String("type", e.Type), zap.String("code", e.Code))
+	}
+	return writeJSON(w, e.HTTPStatus(), normalize.Body{Error: e})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) int {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		b = []byte(`{"error":{"type":"provider_error","code":"processing_error","message":"paynorm could not encode its answer.","message_ja":"応答を生成できませんでした。","retryable":false,"param":null}}`)
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+	return status
+}
+
+type healthAccount struct {
+	Name    string `json:"name"`
+	Type    string `json:"type"`
+	Breaker string `json:"breaker"`
+}
+
+func (h *Handler) health(w http.ResponseWriter) int {
+	out := struct {
+		Status    string          `json:"status"`
+		Providers []healthAccount `json:"providers"`
+	}{Status: "ok", Providers: []healthAccount{}}
+	for _, name := range h.order {
+		p := h.providers[name]
+		b := p.Breaker()
+		if b != "closed" {
+			out.Status = "degraded"
+		}
+		out.Providers = append(out.Providers, healthAccount{Name: name, Type: p.Kind(), Breaker: b})
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
+	_ caddy.CleanerUpper          = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+)

@@ -1,0 +1,135 @@
+package caddymodule
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/paynorm/paynorm/providers/sandbox"
+)
+
+func init() {
+	caddy.RegisterModule(Sandbox{})
+	httpcaddyfile.RegisterHandlerDirective("paynorm_sandbox", parseSandbox)
+	httpcaddyfile.RegisterDirectiveOrder("paynorm_sandbox", httpcaddyfile.Before, "respond")
+}
+
+// Sandbox serves the built-in provider simulators so paynorm runs with no
+// provider account. It answers GMO's /payment/*.idPass and /sandbox/*.
+type Sandbox struct {
+	// Name keys the simulator's in-memory ledger, which survives config
+	// reloads (default "default").
+	Name string `json:"name,omitempty"`
+	// SlowDelay is how long the slow magic token takes to answer (default 3s).
+	SlowDelay caddy.Duration `json:"slow_delay,omitempty"`
+	// Shops restricts the accepted ShopID -> ShopPass pairs (default: any).
+	Shops map[string]string `json:"shops,omitempty"`
+
+	key string
+	gmo *sandbox.GMO
+}
+
+type sandboxState struct{ gmo *sandbox.GMO }
+
+func (sandboxState) Destruct() error { return nil }
+
+// CaddyModule returns the Caddy module information.
+func (Sandbox) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.paynorm_sandbox",
+		New: func() caddy.Module { return new(Sandbox) },
+	}
+}
+
+// Provision loads or creates the simulator state.
+func (s *Sandbox) Provision(ctx caddy.Context) error {
+	if s.Name == "" {
+		s.Name = "default"
+	}
+	s.key = "paynorm/sandbox/" + s.Name
+	v, _, err := pool.LoadOrNew(s.key, func() (caddy.Destructor, error) {
+		return sandboxState{gmo: sandbox.NewGMO()}, nil
+	})
+	if err != nil {
+		return err
+	}
+	s.gmo = v.(sandboxState).gmo
+	if s.SlowDelay > 0 {
+		s.gmo.SlowDelay = time.Duration(s.SlowDelay)
+	}
+	if len(s.Shops) > 0 {
+		s.gmo.Shops = s.Shops
+	}
+	ctx.Logger().Info("paynorm sandbox simulators enabled: never point production traffic here", zap.String("name", s.Name))
+	return nil
+}
+
+// Cleanup releases the simulator state.
+func (s *Sandbox) Cleanup() error {
+	_, _ = pool.Delete(s.key)
+	return nil
+}
+
+// ServeHTTP answers simulator requests.
+func (s *Sandbox) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	s.gmo.ServeHTTP(w, r)
+	return nil
+}
+
+func parseSandbox(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	var s Sandbox
+	err := s.UnmarshalCaddyfile(h.Dispenser)
+	return &s, err
+}
+
+// UnmarshalCaddyfile parses:
+//
+//	paynorm_sandbox [<name>] {
+//	    slow_delay <duration>
+//	    shop <shop_id> <shop_pass>
+//	}
+func (s *Sandbox) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next()
+	if d.NextArg() {
+		s.Name = d.Val()
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch d.Val() {
+		case "slow_delay":
+			var v string
+			if !d.Args(&v) {
+				return d.ArgErr()
+			}
+			dur, err := caddy.ParseDuration(v)
+			if err != nil {
+				return d.Errf("slow_delay: %v", err)
+			}
+			s.SlowDelay = caddy.Duration(dur)
+		case "shop":
+			var id, pass string
+			if !d.Args(&id, &pass) {
+				return d.ArgErr()
+			}
+			if s.Shops == nil {
+				s.Shops = map[string]string{}
+			}
+			s.Shops[id] = pass
+		default:
+			return d.Errf("unrecognized paynorm_sandbox option %q", d.Val())
+		}
+	}
+	return nil
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Sandbox)(nil)
+	_ caddy.CleanerUpper          = (*Sandbox)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Sandbox)(nil)
+	_ caddyfile.Unmarshaler       = (*Sandbox)(nil)
+)

@@ -1,0 +1,121 @@
+package normalize
+
+import "time"
+
+// Payment statuses of the unified API.
+const (
+	StatusPending    = "pending"
+	StatusVerified   = "verified"
+	StatusAuthorized = "authorized"
+	StatusCaptured   = "captured"
+	StatusVoided     = "voided"
+	StatusRefunded   = "refunded"
+	StatusFailed     = "failed"
+	// StatusUnknown means the request reached the provider and no answer came
+	// back; paynorm never reports such a payment as failed.
+	StatusUnknown = "unknown"
+)
+
+// Capture modes of a create-payment request.
+const (
+	CaptureAutomatic = "automatic" // 即時売上
+	CaptureManual    = "manual"    // 仮売上
+	CaptureVerify    = "verify"    // 有効性チェック
+)
+
+// Installment plans.
+const (
+	PlanLumpSum      = "lump_sum"
+	PlanInstallments = "installments"
+	PlanBonus        = "bonus"
+	PlanRevolving    = "revolving"
+)
+
+// PaymentMethod is either a one-time card token or a stored card.
+type PaymentMethod struct {
+	Token      string `json:"token,omitempty"`
+	CustomerID string `json:"customer_id,omitempty"`
+	CardSeq    *int   `json:"card_seq,omitempty"`
+	// SecurityCode may accompany a stored card for a CVC re-check.
+	SecurityCode string `json:"security_code,omitempty"`
+}
+
+// Installments selects the payment plan (支払方法) and count (支払回数).
+type Installments struct {
+	Plan  string `json:"plan"`
+	Count int    `json:"count,omitempty"`
+}
+
+// CustomerInfo is contact data some providers require (j-payment em/pn).
+type CustomerInfo struct {
+	Email string `json:"email,omitempty"`
+	Phone string `json:"phone,omitempty"`
+}
+
+// CreatePayment is the body of POST /v1/payments.
+type CreatePayment struct {
+	Provider      string            `json:"provider,omitempty"`
+	OrderID       string            `json:"order_id,omitempty"`
+	Amount        int64             `json:"amount"`
+	Tax           int64             `json:"tax,omitempty"`
+	Shipping      int64             `json:"shipping,omitempty"`
+	Capture       string            `json:"capture,omitempty"`
+	PaymentMethod PaymentMethod     `json:"payment_method"`
+	Installments  *Installments     `json:"installments,omitempty"`
+	Customer      *CustomerInfo     `json:"customer,omitempty"`
+	Metadata      map[string]string `json:"metadata,omitempty"`
+}
+
+// Capture is the body of POST /v1/payments/{id}/capture. An empty amount
+// captures the authorized amount.
+type CaptureRequest struct {
+	Amount *int64 `json:"amount,omitempty"`
+}
+
+// Reauthorize is the body of POST /v1/payments/{id}/reauthorize.
+type Reauthorize struct {
+	Amount   int64 `json:"amount"`
+	Tax      int64 `json:"tax,omitempty"`
+	Shipping int64 `json:"shipping,omitempty"`
+}
+
+// Card is what paynorm shows of a card: never the full number.
+type Card struct {
+	MaskedNumber string `json:"masked_number,omitempty"`
+	Brand        string `json:"brand,omitempty"`
+	Expiry       string `json:"expiry,omitempty"`
+}
+
+// Payment is the object every payment endpoint answers with.
+type Payment struct {
+	ID            string            `json:"id"`
+	Object        string            `json:"object"`
+	Provider      string            `json:"provider"`
+	OrderID       string            `json:"order_id"`
+	Status        string            `json:"status"`
+	Amount        int64             `json:"amount"`
+	Tax           int64             `json:"tax"`
+	Shipping      int64             `json:"shipping"`
+	Total         int64             `json:"total"`
+	Capture       string            `json:"capture,omitempty"`
+	ApprovalCode  string            `json:"approval_code,omitempty"`
+	TransactionID string            `json:"transaction_id,omitempty"`
+	Forward       string            `json:"forward,omitempty"`
+	Card          *Card             `json:"card,omitempty"`
+	Installments  *Installments     `json:"installments,omitempty"`
+	Metadata      map[string]string `json:"metadata,omitempty"`
+	CreatedAt     *time.Time        `json:"created_at,omitempty"`
+	UpdatedAt     *time.Time        `json:"updated_at,omitempty"`
+	ProviderData  map[string]any    `json:"provider_data"`
+}
+
+// NewPayment fills the constant parts of a payment object.
+func NewPayment(account, orderID string) *Payment {
+	return &Payment{ID: PaymentID(account, orderID), Object: "payment", Provider: account,
+		OrderID: orderID, ProviderData: map[string]any{}}
+}
+
+// SetAmounts sets amount, tax, shipping and the derived total.
+func (p *Payment) SetAmounts(amount, tax, shipping int64) {
+	p.Amount, p.Tax, p.Shipping, p.Total = amount, tax, shipping, amount+tax+shipping
+}

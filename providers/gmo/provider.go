@@ -1,0 +1,500 @@
+package gmo
+
+import (
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"strconv"
+	"time"
+
+	"github.com/paynorm/paynorm/normalize"
+	"github.com/paynorm/paynorm/providers"
+)
+
+// Provider is a GMO account behind the unified API. It keeps no state: every
+// follow-up reads AccessID/AccessPass and the status back with SearchTrade.
+type Provider struct {
+	c   *Client
+	now func() time.Time
+}
+
+var _ providers.Provider = (*Provider)(nil)
+
+// New wraps a client as a unified provider.
+func New(c *Client) *Provider { return &Provider{c: c, now: time.Now} }
+
+// Account is the configured account name.
+func (p *Provider) Account() string { return p.c.cfg.Account }
+
+// Kind is "gmo".
+func (p *Provider) Kind() string { return "gmo" }
+
+// Breaker is the account's breaker state.
+func (p *Provider) Breaker() string { return p.c.guard.State() }
+
+// MaxOrderID is GMO's OrderID limit.
+const MaxOrderID = 27
+
+// jobFor maps the unified capture mode onto GMO's JobCd.
+func jobFor(capture string) string {
+	switch capture {
+	case normalize.CaptureManual:
+		return "AUTH"
+	case normalize.CaptureVerify:
+		return "CHECK"
+	}
+	return "CAPTURE"
+}
+
+// methodFor maps installments onto Method/PayTimes.
+func methodFor(in *normalize.Installments) (method, times string) {
+	if in == nil {
+		return "1", ""
+	}
+	switch in.Plan {
+	case normalize.PlanInstallments:
+		return "2", strconv.Itoa(in.Count)
+	case normalize.PlanBonus:
+		return "3", ""
+	case normalize.PlanRevolving:
+		return "4", "" // PayTimes is optional for revolving
+	}
+	return "1", ""
+}
+
+func installmentsFrom(method, times string) *normalize.Installments {
+	n, _ := strconv.Atoi(times)
+	switch method {
+	case "2":
+		return &normalize.Installments{Plan: normalize.PlanInstallments, Count: n}
+	case "3", "5":
+		return &normalize.Installments{Plan: normalize.PlanBonus, Count: n}
+	case "4":
+		return &normalize.Installments{Plan: normalize.PlanRevolving}
+	case "1":
+		return &normalize.Installments{Plan: normalize.PlanLumpSum}
+	}
+	return nil
+}
+
+func (p *Provider) shop() []Param {
+	return []Param{{"ShopID", p.c.cfg.ShopID}, {"ShopPass", p.c.cfg.ShopPass}}
+}
+
+// CreatePayment runs EntryTran then ExecTran.
+func (p *Provider) CreatePayment(ctx context.Context, req *normalize.CreatePayment) (*normalize.Payment, error) {
+	if req.OrderID == "" {
+		req.OrderID = normalize.NewOrderID(p.now())
+	}
+	if !normalize.ValidOrderID(req.OrderID, MaxOrderID) {
+		return nil, p.invalid("order_id", "invalid_order_id", "order_id must be 1 to 27 characters of A-Z, a-z, 0-9 and '-' for GMO.", "GMOのオーダーIDは27文字以内の半角英数字とハイフンで指定してください。")
+	}
+	if req.PaymentMethod.CustomerID != "" && p.c.cfg.SiteID == "" {
+		return nil, p.invalid("payment_method.customer_id", "unsupported", "This GMO account has no site_id configured, so stored cards cannot be used.", "サイトIDが設定されていないため登録カードは利用できません。")
+	}
+	job := jobFor(req.Capture)
+	entry := append(p.shop(), Param{"OrderID", req.OrderID}, Param{"JobCd", job})
+	if job != "CHECK" {
+		entry = append(entry, Param{"Amount", strconv.FormatInt(req.Amount, 10)}, Param{"Tax", strconv.FormatInt(req.Tax+req.Shipping, 10)})
+	}
+	vals, err := p.c.call(ctx, "EntryTran", entry, write)
+	accessID, accessPass := vals.Get("AccessID"), vals.Get("AccessPass")
+	if err != nil {
+		if err.Code != "order_id_exists" {
+			if err.Uncertain {
+				// EntryTran moves no money: say so, and let the app retry.
+				err.Message = "GMO did not answer the transaction registration; no charge was made. Retry with the same order_id."
+				err.Retryable = true
+			}
+			return nil, err
+		}
+		// The order exists: resume an entry that never got executed, or
+		// answer with the payment that already exists.
+		existing, t, serr := p.search(ctx, req.OrderID)
+		if serr != nil {
+			return nil, err
+		}
+		if t.Get("Status") != "UNPROCESSED" {
+			return p.duplicate(existing, req)
+		}
+		accessID, accessPass = t.Get("AccessID"), t.Get("AccessPass")
+	}
+	method, times := methodFor(req.Installments)
+	exec := []Param{{"AccessID", accessID}, {"AccessPass", accessPass}, {"OrderID", req.OrderID}, {"Method", method}}
+	if times != "" {
+		exec = append(exec, Param{"PayTimes", times})
+	}
+	if pm := req.PaymentMethod; pm.Token != "" {
+		exec = append(exec, Param{"Token", pm.Token})
+	} else {
+		exec = append(exec, Param{"SiteID", p.c.cfg.SiteID}, Param{"SitePass", p.c.cfg.SitePass},
+			Param{"MemberID", pm.CustomerID}, Param{"SeqMode", "0"}, Param{"CardSeq", strconv.Itoa(*pm.CardSeq)})
+	}
+	if sc := req.PaymentMethod.SecurityCode; sc != "" {
+		exec = append(exec, Param{"SecurityCode", sc})
+	}
+	if len(req.Metadata) > 0 {
+		for i, k := range []string{"client_field_1", "client_field_2", "client_field_3"} {
+			if v, ok := req.Metadata[k]; ok {
+				exec = append(exec, Param{"ClientField" + strconv.Itoa(i+1), v})
+			}
+		}
+		exec = append(exec, Param{"ClientFieldFlag", "1"})
+	}
+	pay := normalize.NewPayment(p.Account(), req.OrderID)
+	pay.SetAmounts(req.Amount, req.Tax, req.Shipping)
+	pay.Capture = req.Capture
+	pay.Installments = req.Installments
+	pay.Metadata = req.Metadata
+	now := p.now().In(normalize.JST)
+	pay.CreatedAt, pay.UpdatedAt = &now, &now
+
+	r, err := p.c.call(ctx, "ExecTran", exec, write)
+	if err != nil {
+		if err.Uncertain {
+			return p.resolveCreate(ctx, pay, err)
+		}
+		pay.Status = normalize.StatusFailed
+		err.Payment = pay
+		return nil, err
+	}
+	if acs := r.Get("ACS"); acs == "1" || acs == "2" {
+		// 3-D Secure: the card holder must authenticate in a browser first.
+		pay.Status = normalize.StatusPending
+		if u := r.Get("RedirectUrl"); u != "" {
+			pay.ProviderData["redirect_url"] = u
+		} else if u := r.Get("ACSUrl"); u != "" {
+			pay.ProviderData["acs_url"] = u
+		}
+		return pay, nil
+	}
+	if !p.checkStringOK(r) {
+		// A forged or corrupted answer proves nothing about the charge.
+		pay.Status = normalize.StatusUnknown
+		e := normalize.Newf("invalid_response", "GMO's ExecTran answer failed CheckString verification; the payment outcome is being checked.")
+		e.Provider, e.Payment = p.Account(), pay
+		return nil, e
+	}
+	pay.Status = statusForJob(job)
+	pay.ApprovalCode, pay.TransactionID, pay.Forward = r.Get("Approve"), r.Get("TranID"), r.Get("Forward")
+	if t, ok := parseDate(r.Get("TranDate")); ok {
+		pay.CreatedAt, pay.UpdatedAt = &t, &t
+	}
+	return pay, nil
+}
+
+// checkStringOK verifies ExecTran's MD5 over OrderID+Forward+Method+PayTimes+
+// Approve+TranID+TranDate+ShopPass (wire notes §5).
+func (p *Provider) checkStringOK(r Values) bool {
+	sum := md5.Sum([]byte(r.Get("OrderID") + r.Get("Forward") + r.Get("Method") + r.Get("PayTimes") +
+		r.Get("Approve") + r.Get("TranID") + r.Get("TranDate") + p.c.cfg.ShopPass))
+	return hex.EncodeToString(sum[:]) == r.Get("CheckString")
+}
+
+// CheckString computes GMO's ExecTran CheckString (used by the sandbox too).
+func CheckString(orderID, forward, method, payTimes, approve, tranID, tranDate, shopPass string) string {
+	sum := md5.Sum([]byte(orderID + forward + method + payTimes + approve + tranID + tranDate + shopPass))
+	return hex.EncodeToString(sum[:])
+}
+
+func statusForJob(job string) string {
+	switch job {
+	case "AUTH":
+		return normalize.StatusAuthorized
+	case "CHECK":
+		return normalize.StatusVerified
+	}
+	return normalize.StatusCaptured
+}
+
+// resolveCreate runs after an ExecTran whose outcome is unknown: one
+// SearchTrade decides; if it cannot, the payment stays unknown (504).
+func (p *Provider) resolveCreate(ctx context.Context, pay *normalize.Payment, cause *normalize.Error) (*normalize.Payment, error) {
+	pay.Status = normalize.StatusUnknown
+	if ctx.Err() == nil {
+		if found, _, err := p.search(ctx, pay.OrderID); err == nil && found.Status != normalize.StatusPending {
+			found.Capture, found.Metadata = pay.Capture, pay.Metadata
+			if found.Installments == nil {
+				found.Installments = pay.Installments
+			}
+			return found, nil
+		}
+	}
+	e := normalize.New("provider_timeout")
+	if cause.Type != normalize.TypeProviderTimeout {
+		e = cause
+		e.Message = cause.Message + " The payment outcome is unknown and is being checked."
+	}
+	e.Provider, e.ProviderCodes, e.Payment, e.Retryable = p.Account(), cause.ProviderCodes, pay, false
+	return nil, e
+}
+
+// duplicate answers a create whose order id already ran: the same request
+// gets the existing payment; a different amount is an order_id_exists error.
+func (p *Provider) duplicate(existing *normalize.Payment, req *normalize.CreatePayment) (*normalize.Payment, error) {
+	if existing.Amount == req.Amount && existing.Tax == req.Tax+req.Shipping {
+		existing.Tax, existing.Shipping = req.Tax, req.Shipping
+		existing.Capture = req.Capture
+		return existing, nil
+	}
+	e := normalize.New("order_id_exists")
+	e.Provider, e.Payment = p.Account(), existing
+	return nil, e.WithParam("order_id")
+}
+
+// search runs SearchTrade and maps the trade to a payment.
+func (p *Provider) search(ctx context.Context, orderID string) (*normalize.Payment, Values, *normalize.Error) {
+	v, err := p.c.call(ctx, "SearchTrade", append(p.shop(), Param{"OrderID", orderID}), read)
+	if err != nil {
+		if err.Code == "resource_missing" || err.Code == "invalid_order_id" {
+			err = normalize.Newf("resource_missing", "No payment with order ID %q exists at this GMO account.", orderID)
+			err.Provider = p.Account()
+		}
+		return nil, nil, err
+	}
+	return p.fromTrade(v), v, nil
+}
+
+// fromTrade maps a SearchTrade answer. GMO keeps amount and tax (tax plus
+// shipping) only, so shipping reads back as part of tax.
+func (p *Provider) fromTrade(v Values) *normalize.Payment {
+	pay := normalize.NewPayment(p.Account(), v.Get("OrderID"))
+	amount, _ := strconv.ParseInt(v.Get("Amount"), 10, 64)
+	tax, _ := strconv.ParseInt(v.Get("Tax"), 10, 64)
+	pay.SetAmounts(amount, tax, 0)
+	pay.Status = StatusFromTrade(v.Get("Status"))
+	switch v.Get("JobCd") {
+	case "AUTH", "SAUTH":
+		pay.Capture = normalize.CaptureManual
+	case "CHECK":
+		pay.Capture = normalize.CaptureVerify
+	case "CAPTURE":
+		pay.Capture = normalize.CaptureAutomatic
+	}
+	pay.ApprovalCode, pay.TransactionID, pay.Forward = v.Get("Approve"), v.Get("TranID"), v.Get("Forward")
+	if n := v.Get("CardNo"); n != "" {
+		pay.Card = &normalize.Card{MaskedNumber: n, Brand: normalize.BrandFromNumber(n), Expiry: v.Get("Expire")}
+	}
+	pay.Installments = installmentsFrom(v.Get("Method"), v.Get("PayTimes"))
+	md := map[string]string{}
+	for i, k := range []string{"client_field_1", "client_field_2", "client_field_3"} {
+		if f := v.Get("ClientField" + strconv.Itoa(i+1)); f != "" {
+			md[k] = f
+		}
+	}
+	if len(md) > 0 {
+		pay.Metadata = md
+	}
+	if t, ok := parseDate(v.Get("ProcessDate")); ok {
+		pay.UpdatedAt = &t
+	}
+	pay.ProviderData["gmo_status"] = v.Get("Status")
+	if m := v.Get("MemberID"); m != "" {
+		pay.ProviderData["customer_id"] = m
+	}
+	return pay
+}
+
+// StatusFromTrade maps a GMO trade Status onto the unified statuses.
+// UNPROCESSED is an entry whose execution failed or has not finished: only
+// paynorm's own record can tell which, so it reads as pending here.
+func StatusFromTrade(s string) string {
+	switch s {
+	case "CHECK":
+		return normalize.StatusVerified
+	case "AUTH", "SAUTH":
+		return normalize.StatusAuthorized
+	case "CAPTURE", "SALES", "PAYSUCCESS":
+		return normalize.StatusCaptured
+	case "VOID":
+		return normalize.StatusVoided
+	case "RETURN", "RETURNX":
+		return normalize.StatusRefunded
+	case "PAYFAIL", "EXPIRED", "CANCEL":
+		return normalize.StatusFailed
+	}
+	return normalize.StatusPending
+}
+
+func parseDate(s string) (time.Time, bool) {
+	for _, layout := range []string{"20060102150405", "20060102"} {
+		if len(s) == len(layout) {
+			if t, err := time.ParseInLocation(layout, s, normalize.JST); err == nil {
+				return t, true
+			}
+		}
+	}
+	return time.Time{}, false
+}
+
+// GetPayment reads the current state from SearchTrade.
+func (p *Provider) GetPayment(ctx context.Context, key string) (*normalize.Payment, error) {
+	pay, _, err := p.search(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	return pay, nil
+}
+
+// Capture runs AlterTran SALES on an authorization (実売上).
+func (p *Provider) Capture(ctx context.Context, key string, req *normalize.CaptureRequest) (*normalize.Payment, error) {
+	pay, t, err := p.search(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	switch pay.Status {
+	case normalize.StatusAuthorized:
+	case normalize.StatusCaptured:
+		return nil, p.stateError("already_captured", pay)
+	default:
+		return nil, p.stateError("not_capturable", pay)
+	}
+	if req.Amount != nil && *req.Amount != pay.Amount {
+		e := normalize.Newf("amount_mismatch", "GMO captures exactly the authorized amount (%d yen); use reauthorize to change it first.", pay.Amount)
+		e.Provider, e.Payment = p.Account(), pay
+		return nil, e.WithParam("amount")
+	}
+	params := append(p.shop(), Param{"AccessID", t.Get("AccessID")}, Param{"AccessPass", t.Get("AccessPass")},
+		Param{"JobCd", "SALES"}, Param{"Amount", t.Get("Amount")}, Param{"Tax", t.Get("Tax")})
+	return p.alter(ctx, pay, "AlterTran", params, normalize.StatusCaptured, func(after *normalize.Payment) bool {
+		return after.Status == normalize.StatusCaptured
+	})
+}
+
+// CancelJob picks VOID on the transaction's own day, RETURN later in the same
+// month and RETURNX after the month, all in Japan time.
+func CancelJob(processed, now time.Time) string {
+	a, b := processed.In(normalize.JST), now.In(normalize.JST)
+	switch {
+	case a.Year() == b.Year() && a.YearDay() == b.YearDay():
+		return "VOID"
+	case a.Year() == b.Year() && a.Month() == b.Month():
+		return "RETURN"
+	}
+	return "RETURNX"
+}
+
+// Cancel voids or refunds the whole payment; paynorm picks the job.
+func (p *Provider) Cancel(ctx context.Context, key string) (*normalize.Payment, error) {
+	pay, t, err := p.search(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	if pay.Status != normalize.StatusAuthorized && pay.Status != normalize.StatusCaptured {
+		return nil, p.stateError("not_cancelable", pay)
+	}
+	processed, ok := parseDate(t.Get("ProcessDate"))
+	if !ok {
+		processed = p.now()
+	}
+	job := CancelJob(processed, p.now())
+	want := normalize.StatusRefunded
+	if job == "VOID" || pay.Status == normalize.StatusAuthorized {
+		want = normalize.StatusVoided
+	}
+	params := append(p.shop(), Param{"AccessID", t.Get("AccessID")}, Param{"AccessPass", t.Get("AccessPass")}, Param{"JobCd", job})
+	out, aerr := p.alter(ctx, pay, "AlterTran", params, want, func(after *normalize.Payment) bool {
+		return after.Status == normalize.StatusVoided || after.Status == normalize.StatusRefunded
+	})
+	if out != nil {
+		out.ProviderData["gmo_job"] = job
+	}
+	return out, aerr
+}
+
+// Reauthorize changes the amount with ChangeTran, keeping the capture state.
+func (p *Provider) Reauthorize(ctx context.Context, key string, req *normalize.Reauthorize) (*normalize.Payment, error) {
+	pay, t, err := p.search(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	var job string
+	switch pay.Status {
+	case normalize.StatusAuthorized:
+		job = "AUTH"
+	case normalize.StatusCaptured:
+		job = "CAPTURE"
+	default:
+		return nil, p.stateError("invalid_state", pay)
+	}
+	tax := req.Tax + req.Shipping
+	params := append(p.shop(), Param{"AccessID", t.Get("AccessID")}, Param{"AccessPass", t.Get("AccessPass")},
+		Param{"JobCd", job}, Param{"Amount", strconv.FormatInt(req.Amount, 10)}, Param{"Tax", strconv.FormatInt(tax, 10)})
+	out, aerr := p.alter(ctx, pay, "ChangeTran", params, pay.Status, func(after *normalize.Payment) bool {
+		return after.Amount == req.Amount && after.Tax == tax
+	})
+	if out != nil {
+		out.SetAmounts(req.Amount, req.Tax, req.Shipping)
+	}
+	return out, aerr
+}
+
+// alter runs one money-moving follow-up call. An unknown outcome is settled
+// by one SearchTrade and is never retried.
+func (p *Provider) alter(ctx context.Context, pay *normalize.Payment, api string, params []Param, want string, done func(*normalize.Payment) bool) (*normalize.Payment, error) {
+	r, err := p.c.call(ctx, api, params, write)
+	if err != nil {
+		if err.Uncertain {
+			if after, _, serr := p.search(ctx, pay.OrderID); serr == nil && done(after) {
+				return after, nil
+			}
+			pay.Status = normalize.StatusUnknown
+			if err.Type != normalize.TypeProviderTimeout {
+				err.Message += " The outcome is unknown and is being checked."
+			}
+		}
+		err.Payment = pay
+		return nil, err
+	}
+	pay.Status = want
+	if job := jobOf(params); job != "" {
+		pay.ProviderData["gmo_status"] = job
+	}
+	if v := r.Get("Approve"); v != "" {
+		pay.ApprovalCode = v
+	}
+	if v := r.Get("TranID"); v != "" {
+		pay.TransactionID = v
+	}
+	if v := r.Get("Forward"); v != "" {
+		pay.Forward = v
+	}
+	now := p.now().In(normalize.JST)
+	if t, ok := parseDate(r.Get("TranDate")); ok {
+		now = t
+	}
+	pay.UpdatedAt = &now
+	return pay, nil
+}
+
+// jobOf is the JobCd a follow-up call sets, which becomes the trade status
+// (ChangeTran's CAPTURE/AUTH keep it).
+func jobOf(params []Param) string {
+	for _, p := range params {
+		if p.Key == "JobCd" {
+			switch p.Value {
+			case "SALES", "VOID", "RETURN", "RETURNX":
+				return p.Value
+			}
+		}
+	}
+	return ""
+}
+
+func (p *Provider) stateError(code string, pay *normalize.Payment) *normalize.Error {
+	e := normalize.New(code)
+	e.Message += " (status: " + pay.Status + ")"
+	e.Provider, e.Payment = p.Account(), pay
+	return e
+}
+
+func (p *Provider) invalid(param, code, en, ja string) *normalize.Error {
+	e := normalize.Validation([]normalize.FieldError{normalize.Field(param, code, en, ja)})
+	if code == "unsupported" {
+		e = normalize.New("unsupported")
+		e.Message, e.MessageJa = en, ja
+		e.WithParam(param)
+	}
+	e.Provider = p.Account()
+	return e
+}

@@ -1,0 +1,265 @@
+// Package gmo speaks GMO Payment Gateway's protocol-type card API
+// ("*.idPass"): form-encoded Shift_JIS requests, raw k=v&k=v Shift_JIS
+// answers, and the mapping of its ErrInfo codes onto paynorm's catalog.
+package gmo
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"sync"
+	"unicode/utf8"
+
+	"golang.org/x/text/encoding/japanese"
+)
+
+// ContentType is sent explicitly: without it GMO does not parse the body and
+// answers E01190001 (wire notes §7).
+const ContentType = "application/x-www-form-urlencoded; charset=Windows-31J"
+
+// Param is one request field; order is kept because GMO's own SDK sends
+// fields in a fixed order and operators compare captures against it.
+type Param struct{ Key, Value string }
+
+// ErrNotShiftJIS reports a value that has no Windows-31J encoding.
+var ErrNotShiftJIS = errors.New("value cannot be encoded in Shift_JIS")
+
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+const hexDigits = "0123456789ABCDEF"
+
+// AppendForm appends params form-encoded in Shift_JIS (CP932) to dst. ASCII
+// values take an allocation-free path; only non-ASCII ones are transcoded.
+func AppendForm(dst []byte, params []Param) ([]byte, error) {
+	first := true
+	for _, p := range params {
+		if !first {
+			dst = append(dst, '&')
+		}
+		first = false
+		dst = appendEscaped(dst, p.Key)
+		dst = append(dst, '=')
+		v := p.Value
+		if !isASCII(v) {
+			enc, err := japanese.ShiftJIS.NewEncoder().String(v)
+			if err != nil {
+				return dst, ErrNotShiftJIS
+			}
+			v = enc
+		}
+		dst = appendEscaped(dst, v)
+	}
+	return dst, nil
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+// appendEscaped percent-encodes like url.QueryEscape (space as '+').
+func appendEscaped(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_', c == '.', c == '~':
+			dst = append(dst, c)
+		case c == ' ':
+			dst = append(dst, '+')
+		default:
+			dst = append(dst, '%', hexDigits[c>>4], hexDigits[c&15])
+		}
+	}
+	return dst
+}
+
+// Values is a parsed GMO answer.
+type Values map[string]string
+
+// Get returns the value of key ("" when absent).
+func (v Values) Get(key string) string { return v[key] }
+
+// List splits a '|'-joined multi-record value (SearchCard and friends).
+func (v Values) List(key string) []string {
+	s, ok := v[key]
+	if !ok {
+		return nil
+	}
+	return strings.Split(s, "|")
+}
+
+// ErrPair is one ErrCode/ErrInfo pair.
+type ErrPair struct{ Code, Info string }
+
+// Errors pairs the n-th ErrCode with the n-th ErrInfo; a missing partner
+// stays empty rather than shifting the others.
+func (v Values) Errors() []ErrPair {
+	codes, infos := v.List("ErrCode"), v.List("ErrInfo")
+	if len(codes) == 0 && len(infos) == 0 {
+		return nil
+	}
+	n := max(len(codes), len(infos))
+	out := make([]ErrPair, 0, n)
+	for i := 0; i < n; i++ {
+		var p ErrPair
+		if i < len(codes) {
+			p.Code = strings.TrimSpace(codes[i])
+		}
+		if i < len(infos) {
+			p.Info = strings.TrimSpace(infos[i])
+		}
+		if p.Code == "" && p.Info == "" {
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// ErrMalformed is returned for an answer that is not a GMO k=v body.
+var ErrMalformed = errors.New("malformed GMO response")
+
+// MaxResponse bounds what paynorm reads from GMO; real answers are < 8 KiB.
+const MaxResponse = 1 << 20
+
+// ParseResponse decodes a raw Shift_JIS k=v&k=v body. Values are not
+// percent-decoded (GMO does not encode them). A piece that does not start
+// with a GMO key (they all begin with an upper-case letter) belongs to the
+// previous value: this re-joins the raw "&t=" inside the 3DS2 RedirectUrl
+// and '&' inside ACSUrl/PaReq.
+func ParseResponse(body []byte) (Values, error) {
+	body = bytes.TrimRight(body, "\r\n")
+	if len(body) == 0 {
+		return nil, ErrMalformed
+	}
+	text, err := decodeSJIS(body)
+	if err != nil {
+		return nil, err
+	}
+	out := make(Values, 16)
+	last := ""
+	for piece := range strings.SplitSeq(text, "&") {
+		k, val, hasEq := strings.Cut(piece, "=")
+		if !hasEq || !isGMOKey(k) {
+			if last == "" {
+				return nil, ErrMalformed
+			}
+			out[last] += "&" + piece
+			continue
+		}
+		out[k] = val
+		last = k
+	}
+	return out, nil
+}
+
+func isGMOKey(k string) bool {
+	if k == "" || k[0] < 'A' || k[0] > 'Z' || len(k) > 64 {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// decodeSJIS turns Shift_JIS into UTF-8 and rejects bytes that are not
+// Windows-31J, so a corrupted answer is never taken as data.
+func decodeSJIS(b []byte) (string, error) {
+	if isASCII(string(b)) {
+		return string(b), nil
+	}
+	out, err := japanese.ShiftJIS.NewDecoder().Bytes(b)
+	if err != nil || bytes.ContainsRune(out, utf8.RuneError) {
+		return "", ErrMalformed
+	}
+	return string(out), nil
+}
+
+// EncodeResponse renders values as GMO does: raw Shift_JIS k=v pairs joined
+// by '&', in the given key order. Used by the sandbox simulator.
+func EncodeResponse(params []Param) []byte {
+	buf := bufPool.Get().(*bytes.Buffer)
+	defer bufPool.Put(buf)
+	buf.Reset()
+	for i, p := range params {
+		if i > 0 {
+			buf.WriteByte('&')
+		}
+		buf.WriteString(p.Key)
+		buf.WriteByte('=')
+		v := p.Value
+		if !isASCII(v) {
+			if enc, err := japanese.ShiftJIS.NewEncoder().String(v); err == nil {
+				v = enc
+			}
+		}
+		buf.WriteString(v)
+	}
+	return bytes.Clone(buf.Bytes())
+}
+
+// ParseForm decodes a Shift_JIS form body as GMO receives it. Used by the
+// sandbox simulator.
+func ParseForm(body []byte) (map[string]string, error) {
+	out := map[string]string{}
+	for piece := range strings.SplitSeq(string(body), "&") {
+		if piece == "" {
+			continue
+		}
+		k, v, _ := strings.Cut(piece, "=")
+		kb, err1 := unescape(k)
+		vb, err2 := unescape(v)
+		if err1 != nil || err2 != nil {
+			return nil, ErrMalformed
+		}
+		s, err := decodeSJIS(vb)
+		if err != nil {
+			return nil, err
+		}
+		out[string(kb)] = s
+	}
+	return out, nil
+}
+
+func unescape(s string) ([]byte, error) {
+	out := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '+':
+			out = append(out, ' ')
+		case '%':
+			if i+2 >= len(s) {
+				return nil, ErrMalformed
+			}
+			h, l := unhex(s[i+1]), unhex(s[i+2])
+			if h < 0 || l < 0 {
+				return nil, ErrMalformed
+			}
+			out = append(out, byte(h<<4|l))
+			i += 2
+		default:
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+func unhex(c byte) int {
+	switch {
+	case c >= '0' && c <= '9':
+		return int(c - '0')
+	case c >= 'a' && c <= 'f':
+		return int(c-'a') + 10
+	case c >= 'A' && c <= 'F':
+		return int(c-'A') + 10
+	}
+	return -1
+}

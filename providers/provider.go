@@ -1,0 +1,69 @@
+// Package providers defines what paynorm needs from a payment provider and
+// the hooks shared by every provider client (logging, metrics, request ids).
+package providers
+
+import (
+	"context"
+	"time"
+
+	"github.com/paynorm/paynorm/normalize"
+)
+
+// Provider is one configured provider account speaking the unified API.
+// Every error it returns is a *normalize.Error. Keys are the provider's own
+// payment keys (GMO OrderID, j-payment gid), never paynorm ids.
+type Provider interface {
+	Account() string
+	Kind() string
+	CreatePayment(ctx context.Context, req *normalize.CreatePayment) (*normalize.Payment, error)
+	GetPayment(ctx context.Context, key string) (*normalize.Payment, error)
+	Capture(ctx context.Context, key string, req *normalize.CaptureRequest) (*normalize.Payment, error)
+	Cancel(ctx context.Context, key string) (*normalize.Payment, error)
+	Reauthorize(ctx context.Context, key string, req *normalize.Reauthorize) (*normalize.Payment, error)
+	// Breaker reports the circuit breaker state of the account.
+	Breaker() string
+}
+
+// Outcomes of one provider call, as labels for metrics and logs.
+const (
+	OutcomeOK       = "ok"       // the provider answered success
+	OutcomeDeclined = "declined" // a business error (decline, validation)
+	OutcomeFault    = "fault"    // 5xx, maintenance, garbage
+	OutcomeTimeout  = "timeout"  // sent, no answer
+	OutcomeNotSent  = "not_sent" // dial error: provably not sent
+	OutcomeRejected = "rejected" // paynorm's limiter or breaker
+)
+
+// CallInfo describes one finished provider call.
+type CallInfo struct {
+	Account, Kind, API string
+	Outcome            string
+	// Code is the provider's result code ("" on success).
+	Code      string
+	Duration  time.Duration
+	RequestID string
+	Attempt   int
+}
+
+// Observer is told of every provider call (logs, metrics).
+type Observer func(CallInfo)
+
+type ctxKey struct{}
+
+// WithRequestID stores the unified API request id for provider-call logs.
+func WithRequestID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, ctxKey{}, id)
+}
+
+// RequestID returns the request id stored in ctx.
+func RequestID(ctx context.Context) string {
+	s, _ := ctx.Value(ctxKey{}).(string)
+	return s
+}
+
+// Unsupported is the answer of a provider to an operation it lacks.
+func Unsupported(account, what string) *normalize.Error {
+	e := normalize.Newf("unsupported", "Provider account %q does not support %s.", account, what)
+	e.Provider = account
+	return e
+}

@@ -1,0 +1,153 @@
+package store
+
+import (
+	"context"
+	"sort"
+	"sync"
+	"time"
+)
+
+// Memory is an in-process Store for tests and single-run tools. It keeps
+// nothing across restarts.
+type Memory struct {
+	mu       sync.Mutex
+	idem     map[string]*idemEntry
+	payments map[string]*PaymentRecord
+	events   map[string]*Event
+}
+
+type idemEntry struct {
+	fingerprint string
+	done        bool
+	resp        Response
+	expires     time.Time
+}
+
+// NewMemory builds an empty memory store.
+func NewMemory() *Memory {
+	return &Memory{idem: map[string]*idemEntry{}, payments: map[string]*PaymentRecord{}, events: map[string]*Event{}}
+}
+
+var _ Store = (*Memory)(nil)
+
+// ClaimIdempotency implements Store.
+func (m *Memory) ClaimIdempotency(_ context.Context, scope, key, fp string, lease, ttl time.Duration) (IdemState, *Response, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := scope + "\x00" + key
+	now := time.Now()
+	if e := m.idem[k]; e != nil && now.Before(e.expires) {
+		switch {
+		case e.fingerprint != fp:
+			return IdemMismatch, nil, nil
+		case !e.done:
+			return IdemInFlight, nil, nil
+		}
+		r := e.resp
+		return IdemReplay, &r, nil
+	}
+	m.idem[k] = &idemEntry{fingerprint: fp, expires: now.Add(lease)}
+	return IdemNew, nil, nil
+}
+
+// FinishIdempotency implements Store.
+func (m *Memory) FinishIdempotency(_ context.Context, scope, key string, resp Response, ttl time.Duration) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := scope + "\x00" + key
+	e := m.idem[k]
+	if e == nil {
+		e = &idemEntry{}
+		m.idem[k] = e
+	}
+	e.done, e.resp, e.expires = true, resp, time.Now().Add(ttl)
+	return nil
+}
+
+// ReleaseIdempotency implements Store.
+func (m *Memory) ReleaseIdempotency(_ context.Context, scope, key string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.idem, scope+"\x00"+key)
+	return nil
+}
+
+// PutPayment implements Store.
+func (m *Memory) PutPayment(_ context.Context, rec *PaymentRecord) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c := *rec
+	m.payments[rec.ID] = &c
+	return nil
+}
+
+// GetPayment implements Store.
+func (m *Memory) GetPayment(_ context.Context, id string) (*PaymentRecord, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r := m.payments[id]
+	if r == nil {
+		return nil, ErrNotFound
+	}
+	c := *r
+	return &c, nil
+}
+
+// Unresolved implements Store.
+func (m *Memory) Unresolved(_ context.Context, limit int) ([]*PaymentRecord, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []*PaymentRecord
+	for _, r := range m.payments {
+		if r.Status == "pending" || r.Status == "unknown" {
+			c := *r
+			out = append(out, &c)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].CreatedAt.Before(out[j].CreatedAt) })
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
+}
+
+// AddEvent implements Store.
+func (m *Memory) AddEvent(_ context.Context, ev *Event) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c := *ev
+	m.events[ev.ID] = &c
+	return nil
+}
+
+// DueEvents implements Store.
+func (m *Memory) DueEvents(_ context.Context, now time.Time, limit int) ([]*Event, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []*Event
+	for _, e := range m.events {
+		if !e.NextTry.After(now) {
+			c := *e
+			out = append(out, &c)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].CreatedAt.Before(out[j].CreatedAt) })
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
+}
+
+// UpdateEvent implements Store.
+func (m *Memory) UpdateEvent(ctx context.Context, ev *Event) error { return m.AddEvent(ctx, ev) }
+
+// DeleteEvent implements Store.
+func (m *Memory) DeleteEvent(_ context.Context, id string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.events, id)
+	return nil
+}
+
+// Close implements Store.
+func (m *Memory) Close() error { return nil }

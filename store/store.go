@@ -1,0 +1,96 @@
+// Package store keeps what paynorm must not lose: idempotency records (the
+// first answer to a key, replayed for 24 h), write-ahead payment records and
+// the outbox of webhook events. Backends: memory (tests), bbolt (embedded
+// default) and redis (several instances).
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrNotFound is returned for a missing record.
+var ErrNotFound = errors.New("store: not found")
+
+// IdemState is the outcome of claiming an idempotency key.
+type IdemState int
+
+const (
+	// IdemNew: the caller owns the key and must Finish (or Release) it.
+	IdemNew IdemState = iota
+	// IdemInFlight: another request with the key is running (409).
+	IdemInFlight
+	// IdemReplay: the key finished; Response holds the first answer.
+	IdemReplay
+	// IdemMismatch: the key was used with a different request (422).
+	IdemMismatch
+)
+
+// Response is a stored HTTP answer.
+type Response struct {
+	Status  int               `json:"status"`
+	Headers map[string]string `json:"headers,omitempty"`
+	Body    []byte            `json:"body"`
+}
+
+// PaymentRecord is paynorm's own view of a payment, written before the
+// provider is called and updated after, so a crash leaves a trace.
+type PaymentRecord struct {
+	// ID is the public payment id (<account>_<provider key>).
+	ID      string `json:"id"`
+	Account string `json:"account"`
+	// Key is the provider's key (GMO OrderID, j-payment gid or cod).
+	Key    string `json:"key"`
+	Status string `json:"status"`
+	// Payment is the last known unified payment object (JSON).
+	Payment   []byte    `json:"payment,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+	// Attempts counts background resolution tries.
+	Attempts int `json:"attempts,omitempty"`
+	// NextCheck is when background resolution looks again.
+	NextCheck time.Time `json:"next_check,omitempty"`
+}
+
+// Event is one outgoing webhook event in the outbox.
+type Event struct {
+	ID        string    `json:"id"`
+	Type      string    `json:"type"`
+	Body      []byte    `json:"body"`
+	Attempts  int       `json:"attempts"`
+	NextTry   time.Time `json:"next_try"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Store is implemented by every backend. All methods are safe for
+// concurrent use by several goroutines and, for shared backends, processes.
+type Store interface {
+	// ClaimIdempotency atomically claims scope/key for a request whose
+	// normalized fingerprint is given. lease bounds how long an in-flight
+	// claim blocks others if its owner dies; ttl is the replay window.
+	ClaimIdempotency(ctx context.Context, scope, key, fingerprint string, lease, ttl time.Duration) (IdemState, *Response, error)
+	// FinishIdempotency stores the answer of a claimed key.
+	FinishIdempotency(ctx context.Context, scope, key string, resp Response, ttl time.Duration) error
+	// ReleaseIdempotency drops a claim whose request never reached a
+	// provider, so the key may be used again.
+	ReleaseIdempotency(ctx context.Context, scope, key string) error
+
+	// PutPayment creates or replaces a payment record.
+	PutPayment(ctx context.Context, rec *PaymentRecord) error
+	// GetPayment reads a payment record by id.
+	GetPayment(ctx context.Context, id string) (*PaymentRecord, error)
+	// Unresolved lists records in state pending or unknown.
+	Unresolved(ctx context.Context, limit int) ([]*PaymentRecord, error)
+
+	// AddEvent appends an event to the outbox.
+	AddEvent(ctx context.Context, ev *Event) error
+	// DueEvents lists events whose NextTry has come.
+	DueEvents(ctx context.Context, now time.Time, limit int) ([]*Event, error)
+	// UpdateEvent stores a retried event's new attempt count and time.
+	UpdateEvent(ctx context.Context, ev *Event) error
+	// DeleteEvent removes a delivered event.
+	DeleteEvent(ctx context.Context, id string) error
+
+	Close() error
+}

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The test command of the README: vet, staticcheck, unit and end-to-end
+# tests with the race detector, and a short fuzz run of every parser.
+set -euo pipefail
+cd "$(dirname "$0")"
+export PATH="$PATH:/usr/local/go/bin:$(go env GOPATH)/bin"
+
+test -z "$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
+go vet ./...
+if ! command -v staticcheck >/dev/null 2>&1; then
+  go install honnef.co/go/tools/cmd/staticcheck@v0.8.2 || echo "staticcheck unavailable; skipped"
+fi
+if command -v staticcheck >/dev/null 2>&1; then staticcheck ./...; fi
+
+go test -race -count=1 -timeout 20m ./...
+
+# Short fuzz runs (seed corpora live in testdata/fuzz of each package).
+FUZZTIME="${FUZZTIME:-10s}"
+go test ./normalize   -run '^$' -fuzz '^FuzzDecodeCreatePayment$' -fuzztime "$FUZZTIME"
+go test ./providers/gmo -run '^$' -fuzz '^FuzzParseResponse$'      -fuzztime "$FUZZTIME"
