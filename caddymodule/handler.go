@@ -20,6 +20,7 @@ import (
 	"github.com/paynorm/paynorm/normalize"
 	"github.com/paynorm/paynorm/providers"
 	"github.com/paynorm/paynorm/providers/gmo"
+	"github.com/paynorm/paynorm/store"
 )
 
 func init() {
@@ -41,9 +42,12 @@ type Handler struct {
 
 	providers map[string]providers.Provider
 	order     []string
-	poolKeys  []string
-	logger    *zap.Logger
-	metrics   *metrics
+	// store keeps idempotency and payment records; memory until a backend
+	// is configured.
+	store    store.Store
+	poolKeys []string
+	logger   *zap.Logger
+	metrics  *metrics
 }
 
 // CaddyModule returns the Caddy module information.
@@ -68,6 +72,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.Prefix = "/" + strings.Trim(h.Prefix, "/")
 	if h.MaxBodyBytes <= 0 {
 		h.MaxBodyBytes = 64 << 10
+	}
+	if h.store == nil {
+		h.store = store.NewMemory()
 	}
 	repl := caddy.NewReplacer()
 	h.providers = map[string]providers.Provider{}
