@@ -23,10 +23,13 @@ type Settings struct {
 	Burst int
 	// MaxWait bounds how long a call waits for a token before 429.
 	MaxWait time.Duration
-	// FailureThreshold consecutive provider faults open the breaker (default 5).
+	// FailureThreshold provider faults in a row, or that many making up a
+	// third of the calls in the window, open the breaker (default 5).
 	FailureThreshold uint32
 	// OpenTimeout is how long the breaker stays open before a trial (default 30s).
 	OpenTimeout time.Duration
+	// Window is how often the closed breaker's counts restart (default 60s).
+	Window time.Duration
 	// HalfOpenRequests may pass while half-open (default 1).
 	HalfOpenRequests uint32
 	// OnStateChange is told of every breaker transition.
@@ -48,6 +51,9 @@ func New(s Settings) *Guard {
 	if s.OpenTimeout <= 0 {
 		s.OpenTimeout = 30 * time.Second
 	}
+	if s.Window <= 0 {
+		s.Window = time.Minute
+	}
 	if s.HalfOpenRequests == 0 {
 		s.HalfOpenRequests = 1
 	}
@@ -63,7 +69,14 @@ func New(s Settings) *Guard {
 		Name:        s.Name,
 		MaxRequests: s.HalfOpenRequests,
 		Timeout:     s.OpenTimeout,
-		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= threshold },
+		// Counts restart every Interval. A run of faults trips the breaker, and
+		// so does a fault rate of a third or more: a GMO payment is EntryTran,
+		// ExecTran and, after a fault, a SearchTrade; faults hit ExecTran while
+		// the calls around it succeed, so they rarely come in a row.
+		Interval: s.Window,
+		ReadyToTrip: func(c gobreaker.Counts) bool {
+			return c.ConsecutiveFailures >= threshold || c.TotalFailures >= threshold && c.TotalFailures*3 >= c.Requests
+		},
 		// Declines, validation errors and other business answers prove the
 		// provider is healthy: only faults count as failures.
 		IsSuccessful:  func(err error) bool { return !IsFault(err) },
