@@ -182,32 +182,76 @@ func isToken(s string) bool {
 	return true
 }
 
+// apiRoute is one endpoint of the unified API. Pattern segments in braces
+// match any one path segment; the table is also checked against openapi.yaml.
+type apiRoute struct {
+	Method, Pattern, Name string
+	serve                 func(h *Handler, c *call) int
+}
+
+// call is one API request on its way through the handler.
+type call struct {
+	ctx    context.Context
+	w      http.ResponseWriter
+	r      *http.Request
+	rid    string
+	params map[string]string
+}
+
+var routes = []apiRoute{
+	{"GET", "health", "health", func(h *Handler, c *call) int { return h.health(c.w) }},
+	{"POST", "payments", "create_payment", (*Handler).createPayment},
+	{"GET", "payments/{id}", "get_payment", func(h *Handler, c *call) int { return h.paymentOp(c, "get") }},
+	{"POST", "payments/{id}/capture", "capture", func(h *Handler, c *call) int { return h.paymentOp(c, "capture") }},
+	{"POST", "payments/{id}/cancel", "cancel", func(h *Handler, c *call) int { return h.paymentOp(c, "cancel") }},
+	{"POST", "payments/{id}/reauthorize", "reauthorize", func(h *Handler, c *call) int { return h.paymentOp(c, "reauthorize") }},
+}
+
+// match reports whether path fits pattern and collects its parameters.
+func match(pattern, path string) (map[string]string, bool) {
+	ps, xs := strings.Split(pattern, "/"), strings.Split(path, "/")
+	if len(ps) != len(xs) {
+		return nil, false
+	}
+	var params map[string]string
+	for i, p := range ps {
+		if strings.HasPrefix(p, "{") {
+			if xs[i] == "" {
+				return nil, false
+			}
+			if params == nil {
+				params = map[string]string{}
+			}
+			params[strings.Trim(p, "{}")] = xs[i]
+			continue
+		}
+		if p != xs[i] {
+			return nil, false
+		}
+	}
+	return params, true
+}
+
 // route dispatches one API request and reports the route label and status.
 func (h *Handler) route(ctx context.Context, w http.ResponseWriter, r *http.Request, path, rid string) (string, int) {
-	seg := strings.Split(path, "/")
-	switch {
-	case path == "health":
-		if r.Method != http.MethodGet {
-			return "health", h.fail(w, rid, normalize.New("method_not_allowed"))
+	c := &call{ctx: ctx, w: w, r: r, rid: rid}
+	pathMatched := ""
+	for _, rt := range routes {
+		params, ok := match(rt.Pattern, path)
+		if !ok {
+			continue
 		}
-		return "health", h.health(w)
-	case seg[0] == "payments" && len(seg) == 1:
-		if r.Method != http.MethodPost {
-			return "payments", h.fail(w, rid, normalize.New("method_not_allowed"))
+		if rt.Method != r.Method {
+			pathMatched = rt.Name
+			continue
 		}
-		return "create_payment", h.createPayment(ctx, w, r, rid)
-	case seg[0] == "payments" && len(seg) == 2:
-		if r.Method != http.MethodGet {
-			return "payment", h.fail(w, rid, normalize.New("method_not_allowed"))
-		}
-		return "get_payment", h.paymentOp(ctx, w, r, rid, seg[1], "get")
-	case seg[0] == "payments" && len(seg) == 3 && (seg[2] == "capture" || seg[2] == "cancel" || seg[2] == "reauthorize"):
-		if r.Method != http.MethodPost {
-			return seg[2], h.fail(w, rid, normalize.New("method_not_allowed"))
-		}
-		return seg[2], h.paymentOp(ctx, w, r, rid, seg[1], seg[2])
+		c.params = params
+		return rt.Name, rt.serve(h, c)
 	}
-	return "unknown", h.fail(w, rid, normalize.Newf("route_not_found", "No endpoint %s %s%s.", r.Method, h.Prefix, "/"+path))
+	if pathMatched != "" {
+		return pathMatched, h.fail(w, rid, normalize.Newf("method_not_allowed", "%s is not allowed on %s/%s.", r.Method, h.Prefix, path))
+	}
+	return "unknown", h.fail(w, rid, normalize.Newf("route_not_found", "No endpoint %s %s/%s.", r.Method, h.Prefix, path))
 }
 
 // readBody reads at most MaxBodyBytes.
@@ -244,7 +288,8 @@ func (h *Handler) pick(name string) (providers.Provider, *normalize.Error) {
 	return p, nil
 }
 
-func (h *Handler) createPayment(ctx context.Context, w http.ResponseWriter, r *http.Request, rid string) int {
+func (h *Handler) createPayment(c *call) int {
+	ctx, w, r, rid := c.ctx, c.w, c.r, c.rid
 	body, berr := h.readBody(w, r)
 	if berr != nil {
 		return h.fail(w, rid, berr)
@@ -262,7 +307,8 @@ func (h *Handler) createPayment(ctx context.Context, w http.ResponseWriter, r *h
 }
 
 // paymentOp runs GET and the follow-up operations on one payment id.
-func (h *Handler) paymentOp(ctx context.Context, w http.ResponseWriter, r *http.Request, rid, id, op string) int {
+func (h *Handler) paymentOp(c *call, op string) int {
+	ctx, w, r, rid, id := c.ctx, c.w, c.r, c.rid, c.params["id"]
 	account, key, ok := normalize.SplitPaymentID(id)
 	p := h.providers[account]
 	if !ok || p == nil {
