@@ -73,6 +73,9 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if !d.Args(&a.Name) {
 				return d.ArgErr()
 			}
+			if !accountName.MatchString(a.Name) {
+				return d.Errf("account name %q: use 1-32 lower-case letters, digits and '-'", a.Name)
+			}
 			if err := parseAccount(d, &a); err != nil {
 				return err
 			}

@@ -1,0 +1,136 @@
+package caddymodule
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	_ "github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func TestUnmarshalCaddyfile(t *testing.T) {
+	d := caddyfile.NewTestDispenser(`paynorm {
+		prefix /api/v1
+		default_provider main
+		max_body_bytes 1024
+		account main {
+			type gmo
+			endpoint production
+			shop_id {env.GMO_SHOP_ID}
+			shop_pass {env.GMO_SHOP_PASS}
+			site_id tsite1
+			site_pass sitepass
+			timeout 12s
+			rate_limit 20.5 40
+			max_wait 250ms
+			breaker 7 45s
+			source_address 127.0.0.2
+			proxy_url http://127.0.0.1:3128
+		}
+	}`)
+	var h Handler
+	if err := h.UnmarshalCaddyfile(d); err != nil {
+		t.Fatal(err)
+	}
+	want := Account{Name: "main", Type: "gmo", Endpoint: "production", ShopID: "{env.GMO_SHOP_ID}", ShopPass: "{env.GMO_SHOP_PASS}",
+		SiteID: "tsite1", SitePass: "sitepass", Timeout: caddy.Duration(12 * time.Second), Rate: 20.5, Burst: 40,
+		MaxWait: caddy.Duration(250 * time.Millisecond), BreakerFailures: 7, BreakerOpen: caddy.Duration(45 * time.Second),
+		SourceAddress: "127.0.0.2", ProxyURL: "http://127.0.0.1:3128"}
+	if h.Prefix != "/api/v1" || h.DefaultProvider != "main" || h.MaxBodyBytes != 1024 || len(h.Accounts) != 1 || h.Accounts[0] != want {
+		t.Fatalf("got %+v", h)
+	}
+}
+
+func TestUnmarshalCaddyfileErrors(t *testing.T) {
+	cases := map[string]string{
+		"unknown option":  `paynorm { bogus 1 }`,
+		"unknown account": `paynorm { account a { colour red } }`,
+		"bad duration":    `paynorm { account a { timeout soon } }`,
+		"bad rate":        `paynorm { account a { rate_limit fast } }`,
+		"bad burst":       `paynorm { account a { rate_limit 1 0 } }`,
+		"bad breaker":     `paynorm { account a { breaker 0 } }`,
+		"missing name":    `paynorm { account }`,
+		"extra arg":       `paynorm /v1`,
+		"bad body limit":  `paynorm { max_body_bytes -1 }`,
+	}
+	for name, in := range cases {
+		t.Run(name, func(t *testing.T) {
+			var h Handler
+			if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(in)); err == nil {
+				t.Fatalf("accepted %s", in)
+			}
+		})
+	}
+}
+
+func TestAccountValidate(t *testing.T) {
+	ok := Account{Name: "gmo-2", Type: "gmo", ShopID: "s", ShopPass: "Secr3tPw"}
+	if err := ok.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []Account{
+		{Name: "GMO", Type: "gmo", ShopID: "s", ShopPass: "Secr3tPw"},
+		{Name: "gmo_x", Type: "gmo", ShopID: "s", ShopPass: "Secr3tPw"},
+		{Name: "gmo", Type: "paypal", ShopID: "s", ShopPass: "Secr3tPw"},
+		{Name: "gmo", Type: "gmo", ShopID: "s"},
+	} {
+		if err := a.Validate(); err == nil {
+			t.Errorf("accepted %+v", a)
+		} else if strings.Contains(err.Error(), a.ShopPass) && a.ShopPass != "" {
+			t.Errorf("error leaks the password: %v", err)
+		}
+	}
+}
+
+// The shipped Caddyfile adapts to the checked-in JSON: a change to parsing
+// or to the default config shows up in review.
+func TestDefaultCaddyfileAdaptsToGolden(t *testing.T) {
+	for _, v := range []string{"GMO_ENDPOINT", "GMO_SHOP_ID", "GMO_SHOP_PASS", "GMO_SITE_ID", "GMO_SITE_PASS"} {
+		t.Setenv(v, "")
+		os.Unsetenv(v)
+	}
+	in, err := os.ReadFile("../Caddyfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	adapter := caddyconfig.GetAdapter("caddyfile")
+	out, warnings, err := adapter.Adapt(in, map[string]any{"filename": "Caddyfile"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(warnings) > 0 {
+		t.Fatalf("warnings: %v", warnings)
+	}
+	var pretty bytes.Buffer
+	if err := json.Indent(&pretty, out, "", "\t"); err != nil {
+		t.Fatal(err)
+	}
+	pretty.WriteByte('\n')
+	const golden = "testdata/Caddyfile.golden.json"
+	if *update {
+		if err := os.WriteFile(golden, pretty.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run go test ./caddymodule -run Golden -update)", err)
+	}
+	if !bytes.Equal(want, pretty.Bytes()) {
+		t.Fatalf("adapted Caddyfile differs from %s (rerun with -update after review):\n%s", golden, pretty.String())
+	}
+	for _, s := range []string{`"handler": "paynorm"`, `"handler": "paynorm_sandbox"`, `"shop_pass": "sandboxpass"`} {
+		if !strings.Contains(pretty.String(), s) {
+			t.Errorf("adapted config lacks %s", s)
+		}
+	}
+}
