@@ -36,7 +36,7 @@ func sandboxSetup(t *testing.T) (*proc, string) {
 			shop_id tshop00000001
 			shop_pass %[3]s
 			site_id tsite00000001
-			site_pass %[4]s
+			site_pass {env.PAYNORM_E2E_SITE_PASS}
 			timeout 400ms
 		}
 		account gmo-limited {
@@ -69,7 +69,11 @@ func sandboxSetup(t *testing.T) (*proc, string) {
 		shop tshop00000002 right
 	}
 }
-`, api, sim, shopPass, sitePass)
+`, api, sim, shopPass)
+	// Credentials come from the environment as in production.
+	t.Setenv("PAYNORM_E2E_SITE_PASS", sitePass)
+	cf = strings.Replace(cf, "shop_pass "+shopPass+"\n\t\t\tsite_id", "shop_pass {env.PAYNORM_E2E_SHOP_PASS}\n\t\t\tsite_id", 1)
+	t.Setenv("PAYNORM_E2E_SHOP_PASS", shopPass)
 	p := start(t, cf, fmt.Sprintf("http://127.0.0.1:%d", api))
 	return p, fmt.Sprintf("http://127.0.0.1:%d", sim)
 }
