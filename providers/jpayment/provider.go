@@ -1,0 +1,369 @@
+package jpayment
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/paynorm/paynorm/normalize"
+	"github.com/paynorm/paynorm/providers"
+	"github.com/paynorm/paynorm/store"
+)
+
+// Provider is a j-payment account behind the unified API. j-payment has no
+// query API, so paynorm's own payment records (in the store) are the state
+// follow-up calls and GET read from; kickbacks update them.
+type Provider struct {
+	c     *Client
+	store store.Store
+	now   func() time.Time
+}
+
+var _ providers.Provider = (*Provider)(nil)
+
+// New wraps a client; payment records live in st.
+func New(c *Client, st store.Store) *Provider { return &Provider{c: c, store: st, now: time.Now} }
+
+// SetClock replaces the clock (tests of the month rule of re-authorization).
+func (p *Provider) SetClock(now func() time.Time) { p.now = now }
+
+// Account is the configured account name.
+func (p *Provider) Account() string { return p.c.cfg.Account }
+
+// Kind is "jpayment".
+func (p *Provider) Kind() string { return "jpayment" }
+
+// Breaker is the account's breaker state.
+func (p *Provider) Breaker() string { return p.c.guard.State() }
+
+// MaxOrderID is the byte limit of cod.
+const MaxOrderID = 50
+
+func jobFor(capture string) string {
+	switch capture {
+	case normalize.CaptureManual:
+		return "AUTH"
+	case normalize.CaptureVerify:
+		return "CHECK"
+	}
+	return "CAPTURE"
+}
+
+// StatusForJob is the unified status after a successful job.
+func StatusForJob(job string) string {
+	switch job {
+	case "AUTH":
+		return normalize.StatusAuthorized
+	case "CHECK":
+		return normalize.StatusVerified
+	}
+	return normalize.StatusCaptured
+}
+
+// CreatePayment charges a CPToken token on gateway_token.aspx.
+func (p *Provider) CreatePayment(ctx context.Context, req *normalize.CreatePayment) (*normalize.Payment, error) {
+	if req.PaymentMethod.CustomerID != "" {
+		return nil, p.unsupported("payment_method.customer_id", "j-payment has no stored cards for one-off payments; pay with a CPToken token.", "j-paymentでは登録カードによる決済はできません。カードトークンを指定してください。")
+	}
+	if in := req.Installments; in != nil && in.Plan != normalize.PlanLumpSum {
+		return nil, p.unsupported("installments", "j-payment takes the installment plan from the card token (CPToken.TokenCreate md/pt), not from the payment request.", "j-paymentの支払方法・分割回数はカードトークン作成時(md/pt)に指定してください。")
+	}
+	if c := req.Customer; c == nil || (c.Email == "" && c.Phone == "") {
+		e := normalize.Validation([]normalize.FieldError{normalize.Field("customer", "parameter_missing",
+			"j-payment requires customer.email or customer.phone (at least one).", "j-paymentではメールアドレスまたは電話番号のどちらかが必須です。")})
+		e.Provider = p.Account()
+		return nil, e
+	}
+	if req.OrderID == "" {
+		req.OrderID = normalize.NewOrderID(p.now())
+	}
+	if !normalize.ValidOrderID(req.OrderID, MaxOrderID) {
+		e := normalize.Validation([]normalize.FieldError{normalize.Field("order_id", "invalid_order_id",
+			"order_id must be 1 to 50 characters of A-Z, a-z, 0-9 and '-' for j-payment.", "j-paymentのオーダー番号は50文字以内の半角英数字とハイフンで指定してください。")})
+		e.Provider = p.Account()
+		return nil, e
+	}
+	job := jobFor(req.Capture)
+	params := []Param{{"jb", job}, {"rt", "1"}, {"tkn", req.PaymentMethod.Token}, {"cod", req.OrderID}}
+	if req.Customer.Email != "" {
+		params = append(params, Param{"em", req.Customer.Email})
+	}
+	if req.Customer.Phone != "" {
+		params = append(params, Param{"pn", req.Customer.Phone})
+	}
+	params = append(params, Param{"am", itoa(req.Amount)}, Param{"tx", itoa(req.Tax)}, Param{"sf", itoa(req.Shipping)})
+	for _, k := range []string{"client_field_1", "client_field_2", "client_field_3"} {
+		if v, ok := req.Metadata[k]; ok {
+			params = append(params, Param{k, v}) // free data, echoed back
+		}
+	}
+
+	pay := normalize.NewPayment(p.Account(), "")
+	pay.ID, pay.OrderID = "", req.OrderID
+	pay.SetAmounts(req.Amount, req.Tax, req.Shipping)
+	pay.Capture, pay.Metadata = req.Capture, req.Metadata
+	now := p.now().In(normalize.JST)
+	pay.CreatedAt, pay.UpdatedAt = &now, &now
+
+	res, err := p.c.call(ctx, "gateway_token", PathToken, params)
+	if res != nil && res.GID != "" && res.GID != "0" {
+		pay.ID = normalize.PaymentID(p.Account(), res.GID)
+		p.fill(pay, res)
+	}
+	if err != nil {
+		if err.Uncertain {
+			// No query API exists: the payment stays unknown until a kickback
+			// or the control panel tells. Never reported as failed.
+			pay.Status = normalize.StatusUnknown
+			if err.Type != normalize.TypeProviderTimeout {
+				err.Message += " The payment outcome is unknown: check the j-payment control panel for order " + req.OrderID + "."
+			}
+		} else {
+			pay.Status = normalize.StatusFailed
+		}
+		if pay.ID != "" {
+			_ = p.save(ctx, pay)
+		}
+		err.Payment = pay
+		return nil, err
+	}
+	pay.Status = StatusForJob(job)
+	if err := p.save(ctx, pay); err != nil {
+		// The charge happened: answer it, but say the record is missing.
+		pay.ProviderData["record_error"] = "paynorm could not store this payment; GET will not find it"
+	}
+	return pay, nil
+}
+
+// fill copies an answer's identifiers onto pay. The issued password (ps) is
+// never kept.
+func (p *Provider) fill(pay *normalize.Payment, res *Result) {
+	pay.ApprovalCode = res.Ap
+	pay.TransactionID = res.God
+	pay.ProviderData["gid"] = res.GID
+	if res.God != "" {
+		pay.ProviderData["god"] = res.God
+	}
+	if res.Ec != "" {
+		pay.ProviderData["ec"] = res.Ec
+	}
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// save writes pay as the record of its gid.
+func (p *Provider) save(ctx context.Context, pay *normalize.Payment) error {
+	_, gid, _ := normalize.SplitPaymentID(pay.ID)
+	return SavePayment(ctx, p.store, p.Account(), gid, pay)
+}
+
+// SavePayment stores pay as the record of account/gid (also used by the
+// kickback receiver).
+func SavePayment(ctx context.Context, st store.Store, account, gid string, pay *normalize.Payment) error {
+	b, err := json.Marshal(pay)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	rec := &store.PaymentRecord{ID: normalize.PaymentID(account, gid), Account: account, Key: gid, Status: pay.Status,
+		Payment: b, CreatedAt: now, UpdatedAt: now}
+	if pay.CreatedAt != nil {
+		rec.CreatedAt = *pay.CreatedAt
+	}
+	return st.PutPayment(ctx, rec)
+}
+
+// LoadPayment reads the record of account/gid.
+func LoadPayment(ctx context.Context, st store.Store, account, gid string) (*normalize.Payment, error) {
+	rec, err := st.GetPayment(ctx, normalize.PaymentID(account, gid))
+	if err != nil {
+		return nil, err
+	}
+	var pay normalize.Payment
+	if err := json.Unmarshal(rec.Payment, &pay); err != nil {
+		return nil, err
+	}
+	if pay.ProviderData == nil {
+		pay.ProviderData = map[string]any{}
+	}
+	return &pay, nil
+}
+
+func (p *Provider) load(ctx context.Context, gid string) (*normalize.Payment, *normalize.Error) {
+	pay, err := LoadPayment(ctx, p.store, p.Account(), gid)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			e := normalize.Newf("resource_missing", "No payment %q is known to paynorm for this j-payment account (j-payment has no query API; paynorm answers from its own records).", normalize.PaymentID(p.Account(), gid))
+			e.Provider = p.Account()
+			return nil, e.WithParam("id")
+		}
+		e := normalize.Newf("processing_error", "paynorm could not read its payment record.")
+		e.Provider = p.Account()
+		return nil, e
+	}
+	return pay, nil
+}
+
+// GetPayment answers from the stored record.
+func (p *Provider) GetPayment(ctx context.Context, key string) (*normalize.Payment, error) {
+	pay, err := p.load(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	return pay, nil
+}
+
+// Capture runs gateway.aspx jb=SALES on an authorization (実売上).
+func (p *Provider) Capture(ctx context.Context, key string, req *normalize.CaptureRequest) (*normalize.Payment, error) {
+	pay, lerr := p.load(ctx, key)
+	if lerr != nil {
+		return nil, lerr
+	}
+	switch pay.Status {
+	case normalize.StatusAuthorized:
+	case normalize.StatusCaptured:
+		return nil, p.stateError("already_captured", pay)
+	default:
+		return nil, p.stateError("not_capturable", pay)
+	}
+	if req.Amount != nil && *req.Amount != pay.Amount {
+		e := normalize.Newf("amount_mismatch", "j-payment captures exactly the authorized amount (%d yen); use reauthorize to change it first.", pay.Amount)
+		e.Provider, e.Payment = p.Account(), pay
+		return nil, e.WithParam("amount")
+	}
+	return p.job(ctx, pay, key, "SALES", normalize.StatusCaptured)
+}
+
+// Cancel runs gateway.aspx jb=CANCEL: a void of an authorization or a
+// refund of a sale.
+func (p *Provider) Cancel(ctx context.Context, key string) (*normalize.Payment, error) {
+	pay, lerr := p.load(ctx, key)
+	if lerr != nil {
+		return nil, lerr
+	}
+	want := normalize.StatusVoided
+	switch pay.Status {
+	case normalize.StatusAuthorized:
+	case normalize.StatusCaptured:
+		want = normalize.StatusRefunded
+	default:
+		return nil, p.stateError("not_cancelable", pay)
+	}
+	return p.job(ctx, pay, key, "CANCEL", want)
+}
+
+// job runs one follow-up job on gateway.aspx. No query API exists, so an
+// unknown outcome leaves the record's confirmed status and names the
+// unconfirmed operation; it is never retried.
+func (p *Provider) job(ctx context.Context, pay *normalize.Payment, gid, jb, want string) (*normalize.Payment, error) {
+	_, err := p.c.call(ctx, jb, PathGateway, []Param{{"jb", jb}, {"rt", "1"}, {"tid", gid}})
+	if err != nil {
+		if err.Uncertain {
+			pay.ProviderData["unconfirmed_job"] = jb
+			_ = p.save(ctx, pay)
+			out := *pay
+			out.Status = normalize.StatusUnknown
+			if err.Type != normalize.TypeProviderTimeout {
+				err.Message += " The outcome is unknown: check the j-payment control panel."
+			}
+			err.Payment = &out
+			return nil, err
+		}
+		err.Payment = pay
+		return nil, err
+	}
+	delete(pay.ProviderData, "unconfirmed_job")
+	pay.Status = want
+	pay.ProviderData["jpayment_job"] = jb
+	now := p.now().In(normalize.JST)
+	pay.UpdatedAt = &now
+	_ = p.save(ctx, pay)
+	return pay, nil
+}
+
+// ReauthWindowOK reports whether a payment made at created may be
+// re-authorized at now: only payments of this or the previous month, in
+// Japan time (seed 002).
+func ReauthWindowOK(created, now time.Time) bool {
+	c, n := created.In(normalize.JST), now.In(normalize.JST)
+	months := (n.Year()-c.Year())*12 + int(n.Month()) - int(c.Month())
+	return months == 0 || months == 1
+}
+
+// Reauthorize runs re_auth.aspx: j-payment cancels the payment and charges
+// the new amount again, which gives a new gid and so a new payment id. The
+// answer is the new payment; the old record points to it.
+func (p *Provider) Reauthorize(ctx context.Context, key string, req *normalize.Reauthorize) (*normalize.Payment, error) {
+	pay, lerr := p.load(ctx, key)
+	if lerr != nil {
+		return nil, lerr
+	}
+	if pay.Status != normalize.StatusAuthorized && pay.Status != normalize.StatusCaptured {
+		return nil, p.stateError("invalid_state", pay)
+	}
+	if pay.CreatedAt != nil && !ReauthWindowOK(*pay.CreatedAt, p.now()) {
+		e := normalize.Newf("refund_window_passed", "j-payment re-authorizes only payments of this or last month (JST); this one was made %s.", pay.CreatedAt.In(normalize.JST).Format("2006-01-02"))
+		e.Provider, e.Payment = p.Account(), pay
+		return nil, e
+	}
+	params := []Param{{"rt", "1"}, {"tid", key}, {"am", itoa(req.Amount)}, {"tx", itoa(req.Tax)}, {"sf", itoa(req.Shipping)}}
+	res, err := p.c.call(ctx, "re_auth", PathReauth, params)
+	if err != nil {
+		if err.Uncertain {
+			pay.ProviderData["unconfirmed_job"] = "re_auth"
+			_ = p.save(ctx, pay)
+			out := *pay
+			out.Status = normalize.StatusUnknown
+			err.Payment = &out
+			return nil, err
+		}
+		if err.Type == normalize.TypeCard {
+			// A new authorization is made, so it can be declined although the
+			// original succeeded.
+			err.Message += " The re-authorization was declined; paynorm did not change the original payment."
+		}
+		err.Payment = pay
+		return nil, err
+	}
+	if res.GID == "" || res.GID == "0" {
+		e := normalize.Newf("invalid_response", "j-payment's re-authorization answer carries no payment number.")
+		e.Provider, e.Payment = p.Account(), pay
+		return nil, e
+	}
+	now := p.now().In(normalize.JST)
+	next := normalize.NewPayment(p.Account(), res.GID)
+	next.OrderID = pay.OrderID
+	next.SetAmounts(req.Amount, req.Tax, req.Shipping)
+	next.Status, next.Capture, next.Metadata, next.Card = pay.Status, pay.Capture, pay.Metadata, pay.Card
+	next.CreatedAt, next.UpdatedAt = &now, &now
+	p.fill(next, res)
+	next.ProviderData["replaces"] = pay.ID
+	if res.GID != key {
+		old := normalize.StatusVoided
+		if pay.Status == normalize.StatusCaptured {
+			old = normalize.StatusRefunded
+		}
+		pay.Status = old
+		pay.ProviderData["replaced_by"] = next.ID
+		pay.UpdatedAt = &now
+		_ = p.save(ctx, pay)
+	}
+	_ = p.save(ctx, next)
+	return next, nil
+}
+
+func (p *Provider) stateError(code string, pay *normalize.Payment) *normalize.Error {
+	e := normalize.New(code)
+	e.Message += " (status: " + pay.Status + ")"
+	e.Provider, e.Payment = p.Account(), pay
+	return e
+}
+
+func (p *Provider) unsupported(param, en, ja string) *normalize.Error {
+	e := normalize.New("unsupported")
+	e.Message, e.MessageJa = en, ja
+	e.Provider = p.Account()
+	return e.WithParam(param)
+}
