@@ -1,0 +1,159 @@
+package notify
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/paynorm/paynorm/store"
+)
+
+const secret = "whsec_test_0123456789"
+
+func TestSignVerify(t *testing.T) {
+	body := []byte(`{"id":"evt_1"}`)
+	now := time.Unix(1_700_000_000, 0)
+	sig := Sign(secret, now.Unix(), body)
+	if err := Verify(secret, "1700000000", sig, body, 5*time.Minute, now); err != nil {
+		t.Fatal(err)
+	}
+	if Verify(secret, "1700000000", sig, []byte(`{"id":"evt_2"}`), 5*time.Minute, now) != ErrBadSignature {
+		t.Error("tampered body accepted")
+	}
+	if Verify("other", "1700000000", sig, body, 5*time.Minute, now) != ErrBadSignature {
+		t.Error("wrong secret accepted")
+	}
+	if Verify(secret, "1700000001", sig, body, 5*time.Minute, now) != ErrBadSignature {
+		t.Error("timestamp not covered by the signature")
+	}
+	if Verify(secret, "1700000000", sig, body, 5*time.Minute, now.Add(10*time.Minute)) != ErrStale {
+		t.Error("replay outside tolerance accepted")
+	}
+}
+
+func TestBackoffDoublesAndCaps(t *testing.T) {
+	n := New(Config{MinBackoff: time.Second, MaxBackoff: 30 * time.Second})
+	for attempts, base := range map[int]time.Duration{1: time.Second, 2: 2 * time.Second, 3: 4 * time.Second, 5: 16 * time.Second, 6: 30 * time.Second, 40: 30 * time.Second} {
+		got := n.Backoff(attempts)
+		if got < base || got > base+base/10 {
+			t.Errorf("attempt %d: %v, want %v..%v", attempts, got, base, base+base/10)
+		}
+	}
+}
+
+// receiver verifies every delivery like the README tells merchants to.
+type receiver struct {
+	t    *testing.T
+	up   atomic.Bool
+	mu   sync.Mutex
+	got  []string // event ids
+	hits atomic.Int64
+}
+
+func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rc.hits.Add(1)
+	if !rc.up.Load() {
+		http.Error(w, "down", http.StatusServiceUnavailable)
+		return
+	}
+	body, _ := io.ReadAll(r.Body)
+	if err := Verify(secret, r.Header.Get(HeaderTimestamp), r.Header.Get(HeaderSignature), body, 5*time.Minute, time.Now()); err != nil {
+		rc.t.Errorf("delivery fails verification: %v", err)
+		http.Error(w, "bad signature", http.StatusBadRequest)
+		return
+	}
+	rc.mu.Lock()
+	rc.got = append(rc.got, r.Header.Get(HeaderID))
+	rc.mu.Unlock()
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (rc *receiver) ids() []string {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return append([]string(nil), rc.got...)
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func pending(t *testing.T, st store.Store) []*store.Event {
+	evs, err := st.DueEvents(context.Background(), time.Now().Add(24*time.Hour), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return evs
+}
+
+func TestDeliveredAfterReceiverComesBack(t *testing.T) {
+	rc := &receiver{t: t}
+	srv := httptest.NewServer(rc)
+	defer srv.Close()
+	st := store.NewMemory()
+	n := New(Config{URL: srv.URL, Secret: secret, Store: st, MinBackoff: 10 * time.Millisecond, MaxBackoff: 40 * time.Millisecond, Poll: 5 * time.Millisecond})
+	n.Start()
+	defer n.Stop()
+	if err := n.Enqueue(context.Background(), &store.Event{ID: "evt_a", Type: "payment.captured", Body: []byte(`{"id":"evt_a"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "three failed attempts", func() bool { return rc.hits.Load() >= 3 })
+	if evs := pending(t, st); len(evs) != 1 || evs[0].Attempts < 2 {
+		t.Fatalf("outbox while down: %+v", evs)
+	}
+	rc.up.Store(true)
+	waitFor(t, "delivery", func() bool { return len(rc.ids()) == 1 })
+	waitFor(t, "outbox to empty", func() bool { return len(pending(t, st)) == 0 })
+	if rc.ids()[0] != "evt_a" {
+		t.Fatalf("got %v", rc.ids())
+	}
+}
+
+// A notifier that stops (a paynorm restart) with events still undelivered
+// leaves them in the store; the next notifier over the same store sends them.
+func TestPendingEventsSurviveANewNotifier(t *testing.T) {
+	st := store.NewMemory()
+	// First life: the receiver's port refuses connections.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadURL := "http://" + l.Addr().String()
+	l.Close()
+	first := New(Config{URL: deadURL, Secret: secret, Store: st, MinBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond, Poll: 5 * time.Millisecond})
+	first.Start()
+	for _, id := range []string{"evt_1", "evt_2"} {
+		if err := first.Enqueue(context.Background(), &store.Event{ID: id, Type: "payment.failed", Body: []byte(`{"id":"` + id + `"}`)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "failed attempts", func() bool {
+		evs := pending(t, st)
+		return len(evs) == 2 && evs[0].Attempts > 0 && evs[1].Attempts > 0
+	})
+	first.Stop()
+
+	// Second life: the receiver is up.
+	rc := &receiver{t: t}
+	rc.up.Store(true)
+	srv := httptest.NewServer(rc)
+	defer srv.Close()
+	second := New(Config{URL: srv.URL, Secret: secret, Store: st, MinBackoff: time.Millisecond, Poll: 5 * time.Millisecond})
+	second.Start()
+	defer second.Stop()
+	waitFor(t, "both events", func() bool { return len(rc.ids()) == 2 })
+	waitFor(t, "outbox to empty", func() bool { return len(pending(t, st)) == 0 })
+}
