@@ -28,8 +28,12 @@ func parsePaynorm(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //	    prefix           <path, default /v1>
 //	    default_provider <name>
 //	    max_body_bytes   <n>
+//	    notify_url       <url>
+//	    notify_secret    <secret>
+//	    kickback_allow   <cidr...>
 //	    account <name> {
-//	        type            gmo
+//	        type            gmo|jpayment
+//	        aid             <j-payment shop id>
 //	        endpoint        test|production|<url>
 //	        shop_id         <id>
 //	        shop_pass       <pass>
@@ -68,6 +72,20 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("max_body_bytes: %q is not a positive integer", s)
 			}
 			h.MaxBodyBytes = n
+		case "notify_url":
+			if !d.Args(&h.NotifyURL) {
+				return d.ArgErr()
+			}
+		case "notify_secret":
+			if !d.Args(&h.NotifySecret) {
+				return d.ArgErr()
+			}
+		case "kickback_allow":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.ArgErr()
+			}
+			h.KickbackAllow = append(h.KickbackAllow, args...)
 		case "account":
 			var a Account
 			if !d.Args(&a.Name) {
@@ -91,6 +109,7 @@ func parseAccount(d *caddyfile.Dispenser, a *Account) error {
 	str := map[string]*string{
 		"type": &a.Type, "endpoint": &a.Endpoint, "shop_id": &a.ShopID, "shop_pass": &a.ShopPass,
 		"site_id": &a.SiteID, "site_pass": &a.SitePass, "source_address": &a.SourceAddress, "proxy_url": &a.ProxyURL,
+		"aid": &a.AID,
 	}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		opt := d.Val()

@@ -94,7 +94,7 @@ func TestAccountValidate(t *testing.T) {
 // The shipped Caddyfile adapts to the checked-in JSON: a change to parsing
 // or to the default config shows up in review.
 func TestDefaultCaddyfileAdaptsToGolden(t *testing.T) {
-	for _, v := range []string{"GMO_ENDPOINT", "GMO_SHOP_ID", "GMO_SHOP_PASS", "GMO_SITE_ID", "GMO_SITE_PASS"} {
+	for _, v := range []string{"GMO_ENDPOINT", "GMO_SHOP_ID", "GMO_SHOP_PASS", "GMO_SITE_ID", "GMO_SITE_PASS", "JPAYMENT_ENDPOINT", "JPAYMENT_AID"} {
 		t.Setenv(v, "")
 		os.Unsetenv(v)
 	}

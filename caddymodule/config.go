@@ -16,9 +16,11 @@ type Account struct {
 	// Name is the account name apps put in "provider" and that prefixes
 	// payment ids: lower-case letters, digits and '-'.
 	Name string `json:"name"`
-	// Type is the provider protocol: "gmo" (card protocol API).
+	// Type is the provider protocol: "gmo" (card protocol API) or
+	// "jpayment" (ROBOT PAYMENT card gateway).
 	Type string `json:"type"`
-	// Endpoint is "test", "production" or a base URL (the sandbox).
+	// Endpoint is "test", "production" or a base URL (the sandbox). j-payment
+	// has only production (https://credit.j-payment.co.jp), the default.
 	Endpoint string `json:"endpoint,omitempty"`
 	// ShopID is GMO's ショップID. Placeholders such as {env.GMO_SHOP_ID} are
 	// replaced at provision time.
@@ -29,6 +31,8 @@ type Account struct {
 	SiteID string `json:"site_id,omitempty"`
 	// SitePass is GMO's サイトパスワード. Never logged.
 	SitePass string `json:"site_pass,omitempty"`
+	// AID is j-payment's 店舗ID.
+	AID string `json:"aid,omitempty"`
 	// Timeout bounds one provider call (default 30s).
 	Timeout caddy.Duration `json:"timeout,omitempty"`
 	// Rate is the provider calls per second this account may make (0: no limit).
@@ -60,8 +64,12 @@ func (a *Account) Validate() error {
 		if a.ShopID == "" || a.ShopPass == "" {
 			return fmt.Errorf("account %s: shop_id and shop_pass are required", a.Name)
 		}
+	case "jpayment":
+		if a.AID == "" {
+			return fmt.Errorf("account %s: aid is required", a.Name)
+		}
 	default:
-		return fmt.Errorf("account %s: unknown type %q (known: gmo)", a.Name, a.Type)
+		return fmt.Errorf("account %s: unknown type %q (known: gmo, jpayment)", a.Name, a.Type)
 	}
 	if a.Rate < 0 || a.Burst < 0 {
 		return fmt.Errorf("account %s: rate and burst must not be negative", a.Name)
@@ -71,7 +79,7 @@ func (a *Account) Validate() error {
 
 // replace expands {env.*} and other global placeholders in every string.
 func (a *Account) replace(repl *caddy.Replacer) {
-	for _, p := range []*string{&a.Endpoint, &a.ShopID, &a.ShopPass, &a.SiteID, &a.SitePass, &a.SourceAddress, &a.ProxyURL} {
+	for _, p := range []*string{&a.Endpoint, &a.ShopID, &a.ShopPass, &a.SiteID, &a.SitePass, &a.SourceAddress, &a.ProxyURL, &a.AID} {
 		*p = strings.TrimSpace(repl.ReplaceAll(*p, ""))
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/paynorm/paynorm/normalize"
 	"github.com/paynorm/paynorm/providers"
 	"github.com/paynorm/paynorm/providers/gmo"
+	"github.com/paynorm/paynorm/providers/jpayment"
 	"github.com/paynorm/paynorm/store"
 )
 
@@ -39,6 +40,14 @@ type Handler struct {
 	DefaultProvider string `json:"default_provider,omitempty"`
 	// MaxBodyBytes bounds request bodies (default 65536).
 	MaxBodyBytes int64 `json:"max_body_bytes,omitempty"`
+	// NotifyURL receives signed webhook events (kickbacks, payment changes).
+	// Placeholders such as {env.NOTIFY_URL} are replaced at provision time.
+	NotifyURL string `json:"notify_url,omitempty"`
+	// NotifySecret is the HMAC-SHA256 key of the event signatures. Never logged.
+	NotifySecret string `json:"notify_secret,omitempty"`
+	// KickbackAllow lists the CIDRs (or IPs) j-payment kickbacks may come
+	// from; empty allows any source.
+	KickbackAllow []string `json:"kickback_allow,omitempty"`
 
 	providers map[string]providers.Provider
 	order     []string
@@ -48,6 +57,7 @@ type Handler struct {
 	poolKeys []string
 	logger   *zap.Logger
 	metrics  *metrics
+	webhooks webhooks
 }
 
 // CaddyModule returns the Caddy module information.
@@ -77,6 +87,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.store = store.NewMemory()
 	}
 	repl := caddy.NewReplacer()
+	if err := h.provisionWebhooks(repl); err != nil {
+		return err
+	}
 	h.providers = map[string]providers.Provider{}
 	for i := range h.Accounts {
 		a := h.Accounts[i] // a copy: placeholders are expanded in it only
@@ -96,7 +109,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		if err != nil {
 			return err
 		}
-		h.providers[a.Name] = p
+		h.providers[a.Name] = h.withEvents(p)
 		h.order = append(h.order, a.Name)
 	}
 	return nil
@@ -109,6 +122,10 @@ func (h *Handler) newProvider(a *Account, st *accountState) (providers.Provider,
 		c := gmo.NewClient(gmo.Config{Account: a.Name, Endpoint: a.Endpoint, ShopID: a.ShopID, ShopPass: a.ShopPass,
 			SiteID: a.SiteID, SitePass: a.SitePass, Timeout: time.Duration(a.Timeout)}, st.transport, st.guard, observe)
 		return gmo.New(c), nil
+	case "jpayment":
+		c := jpayment.NewClient(jpayment.Config{Account: a.Name, Endpoint: a.Endpoint, AID: a.AID,
+			Timeout: time.Duration(a.Timeout)}, st.transport, st.guard, observe)
+		return jpayment.New(c, h.store), nil
 	}
 	return nil, fmt.Errorf("account %s: unknown type %q", a.Name, a.Type)
 }
@@ -142,6 +159,7 @@ func (h *Handler) Validate() error {
 
 // Cleanup releases this config's hold on the shared account state.
 func (h *Handler) Cleanup() error {
+	h.webhooks.stop()
 	for _, k := range h.poolKeys {
 		_, _ = pool.Delete(k)
 	}
@@ -205,6 +223,8 @@ var routes = []apiRoute{
 	{"POST", "payments/{id}/capture", "capture", func(h *Handler, c *call) int { return h.paymentOp(c, "capture") }},
 	{"POST", "payments/{id}/cancel", "cancel", func(h *Handler, c *call) int { return h.paymentOp(c, "cancel") }},
 	{"POST", "payments/{id}/reauthorize", "reauthorize", func(h *Handler, c *call) int { return h.paymentOp(c, "reauthorize") }},
+	{"GET", "webhooks/jpayment", "jpayment_kickback", (*Handler).jpaymentKickback},
+	{"POST", "webhooks/jpayment", "jpayment_kickback", (*Handler).jpaymentKickback},
 }
 
 // match reports whether path fits pattern and collects its parameters.

@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -20,7 +21,8 @@ func init() {
 }
 
 // Sandbox serves the built-in provider simulators so paynorm runs with no
-// provider account. It answers GMO's /payment/*.idPass and /sandbox/*.
+// provider account. It answers GMO's /payment/*.idPass and /sandbox/*, and
+// j-payment's /gateway/*.aspx.
 type Sandbox struct {
 	// Name keys the simulator's in-memory ledger, which survives config
 	// reloads (default "default").
@@ -29,12 +31,22 @@ type Sandbox struct {
 	SlowDelay caddy.Duration `json:"slow_delay,omitempty"`
 	// Shops restricts the accepted ShopID -> ShopPass pairs (default: any).
 	Shops map[string]string `json:"shops,omitempty"`
+	// JPaymentKickbackURL receives the j-payment simulator's rt=0 kickbacks
+	// (e.g. http://127.0.0.1:8080/v1/webhooks/jpayment).
+	JPaymentKickbackURL string `json:"jpayment_kickback_url,omitempty"`
+	// JPaymentAllowedIP is the only source address the j-payment simulator
+	// accepts; others get ER:ER003 (default: any).
+	JPaymentAllowedIP string `json:"jpayment_allowed_ip,omitempty"`
 
 	key string
 	gmo *sandbox.GMO
+	jp  *sandbox.JPayment
 }
 
-type sandboxState struct{ gmo *sandbox.GMO }
+type sandboxState struct {
+	gmo *sandbox.GMO
+	jp  *sandbox.JPayment
+}
 
 func (sandboxState) Destruct() error { return nil }
 
@@ -53,12 +65,13 @@ func (s *Sandbox) Provision(ctx caddy.Context) error {
 	}
 	s.key = "paynorm/sandbox/" + s.Name
 	v, _, err := pool.LoadOrNew(s.key, func() (caddy.Destructor, error) {
-		return sandboxState{gmo: sandbox.NewGMO()}, nil
+		return sandboxState{gmo: sandbox.NewGMO(), jp: sandbox.NewJPayment()}, nil
 	})
 	if err != nil {
 		return err
 	}
-	s.gmo = v.(sandboxState).gmo
+	s.gmo, s.jp = v.(sandboxState).gmo, v.(sandboxState).jp
+	s.jp.KickbackURL, s.jp.AllowedIP = s.JPaymentKickbackURL, s.JPaymentAllowedIP
 	if s.SlowDelay > 0 {
 		s.gmo.SlowDelay = time.Duration(s.SlowDelay)
 	}
@@ -77,6 +90,10 @@ func (s *Sandbox) Cleanup() error {
 
 // ServeHTTP answers simulator requests.
 func (s *Sandbox) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	if strings.HasPrefix(r.URL.Path, "/gateway/") {
+		s.jp.ServeHTTP(w, r)
+		return nil
+	}
 	s.gmo.ServeHTTP(w, r)
 	return nil
 }
@@ -92,6 +109,8 @@ func parseSandbox(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //	paynorm_sandbox [<name>] {
 //	    slow_delay <duration>
 //	    shop <shop_id> <shop_pass>
+//	    jpayment_kickback <url>
+//	    jpayment_allowed_ip <ip>
 //	}
 func (s *Sandbox) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next()
@@ -119,6 +138,14 @@ func (s *Sandbox) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				s.Shops = map[string]string{}
 			}
 			s.Shops[id] = pass
+		case "jpayment_kickback":
+			if !d.Args(&s.JPaymentKickbackURL) {
+				return d.ArgErr()
+			}
+		case "jpayment_allowed_ip":
+			if !d.Args(&s.JPaymentAllowedIP) {
+				return d.ArgErr()
+			}
 		default:
 			return d.Errf("unrecognized paynorm_sandbox option %q", d.Val())
 		}

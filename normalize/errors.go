@@ -122,6 +122,7 @@ var catalog = map[string]entry{
 	"amount_mismatch":       {TypeInvalidRequest, 422, false, "The amount does not match the authorized amount.", "金額がオーソリ金額と一致しません。"},
 	"authorization_expired": {TypeInvalidRequest, 422, false, "The authorization has expired.", "仮売上の有効期間を超えています。"},
 	"refund_window_passed":  {TypeInvalidRequest, 422, false, "The payment is too old for this operation.", "期限を過ぎた取引のため処理できません。"},
+	"source_not_allowed":    {TypeInvalidRequest, 403, false, "The request's source address is not allowed to call this endpoint.", "送信元IPアドレスが許可されていません。"},
 
 	// card and issuer outcomes
 	"card_declined":         {TypeCard, 402, false, "The card was declined.", "このカードでは取引をする事ができません。"},

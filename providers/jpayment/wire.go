@@ -196,6 +196,8 @@ func ParseKickback(v url.Values) (*Kickback, error) {
 		return nil, &ErrKickback{"cod", "must be at most 50 bytes on one line"}
 	case k.Acid != "" && !digitsN(k.Acid, 1, 20):
 		return nil, &ErrKickback{"acid", "must be digits"}
+	case k.Rst > RstFailure && k.Acid == "":
+		return nil, &ErrKickback{"acid", "is required with rst 3, 4 and 5 (recurring billing)"}
 	case len(k.ID) > 50:
 		return nil, &ErrKickback{"id", "must be at most 50 characters"}
 	}
