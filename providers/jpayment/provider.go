@@ -117,9 +117,8 @@ func (p *Provider) CreatePayment(ctx context.Context, req *normalize.CreatePayme
 			// No query API exists: the payment stays unknown until a kickback
 			// or the control panel tells. Never reported as failed.
 			pay.Status = normalize.StatusUnknown
-			if err.Type != normalize.TypeProviderTimeout {
-				err.Message += " The payment outcome is unknown: check the j-payment control panel for order " + req.OrderID + "."
-			}
+			err.Message += " j-payment has no query API: check the control panel for order " + req.OrderID + " (a kickback, when configured, settles it)."
+			err.Retryable = false // retrying could charge twice
 		} else {
 			pay.Status = normalize.StatusFailed
 		}
@@ -265,9 +264,8 @@ func (p *Provider) job(ctx context.Context, pay *normalize.Payment, gid, jb, wan
 			_ = p.save(ctx, pay)
 			out := *pay
 			out.Status = normalize.StatusUnknown
-			if err.Type != normalize.TypeProviderTimeout {
-				err.Message += " The outcome is unknown: check the j-payment control panel."
-			}
+			err.Message += " The outcome of " + jb + " is unknown: check the j-payment control panel, or repeat the operation (j-payment refuses a second SALES with ER032 and a second CANCEL with ER033)."
+			err.Retryable = false
 			err.Payment = &out
 			return nil, err
 		}
@@ -316,6 +314,8 @@ func (p *Provider) Reauthorize(ctx context.Context, key string, req *normalize.R
 			_ = p.save(ctx, pay)
 			out := *pay
 			out.Status = normalize.StatusUnknown
+			err.Message += " The re-authorization's outcome is unknown: check the j-payment control panel before trying again."
+			err.Retryable = false
 			err.Payment = &out
 			return nil, err
 		}

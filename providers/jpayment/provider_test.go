@@ -1,0 +1,276 @@
+package jpayment_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/paynorm/paynorm/normalize"
+	"github.com/paynorm/paynorm/providers"
+	"github.com/paynorm/paynorm/providers/jpayment"
+	"github.com/paynorm/paynorm/providers/sandbox"
+	"github.com/paynorm/paynorm/resilience"
+	"github.com/paynorm/paynorm/store"
+)
+
+type env struct {
+	sim   *sandbox.JPayment
+	srv   *httptest.Server
+	p     *jpayment.Provider
+	st    *store.Memory
+	mu    sync.Mutex
+	calls []providers.CallInfo
+}
+
+func newEnv(t *testing.T, timeout time.Duration, gs resilience.Settings) *env {
+	t.Helper()
+	e := &env{sim: sandbox.NewJPayment(), st: store.NewMemory()}
+	e.sim.SlowDelay = 3 * timeout
+	e.srv = httptest.NewServer(e.sim)
+	t.Cleanup(e.srv.Close)
+	gs.Name = "jp"
+	c := jpayment.NewClient(jpayment.Config{Account: "jp", Endpoint: e.srv.URL, AID: "123456", Timeout: timeout},
+		http.DefaultTransport, resilience.New(gs), func(ci providers.CallInfo) {
+			e.mu.Lock()
+			e.calls = append(e.calls, ci)
+			e.mu.Unlock()
+		})
+	e.p = jpayment.New(c, e.st)
+	return e
+}
+
+func req(amount int64, capture, token string) *normalize.CreatePayment {
+	r := &normalize.CreatePayment{OrderID: "ORD-1", Amount: amount, Tax: 10, Capture: capture, PaymentMethod: normalize.PaymentMethod{Token: token},
+		Customer: &normalize.CustomerInfo{Phone: "0312345678"}}
+	if err := r.Validate(); err != nil {
+		panic(err)
+	}
+	return r
+}
+
+func asErr(t *testing.T, err error) *normalize.Error {
+	t.Helper()
+	var ne *normalize.Error
+	if !errors.As(err, &ne) {
+		t.Fatalf("want *normalize.Error, got %v", err)
+	}
+	return ne
+}
+
+func gid(t *testing.T, p *normalize.Payment) string {
+	_, k, ok := normalize.SplitPaymentID(p.ID)
+	if !ok {
+		t.Fatalf("id %q", p.ID)
+	}
+	return k
+}
+
+func TestCreateStoresRecordWithIDFromGID(t *testing.T) {
+	e := newEnv(t, 2*time.Second, resilience.Settings{})
+	pay, err := e.p.CreatePayment(context.Background(), req(1000, normalize.CaptureManual, "tok_visa_1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := pay.ProviderData["gid"].(string)
+	if pay.ID != "jp_"+g || pay.OrderID != "ORD-1" || pay.Status != normalize.StatusAuthorized || pay.TransactionID == "" {
+		t.Fatalf("%+v", pay)
+	}
+	if st, total := e.sim.Status(g); st != "AUTH" || total != 1010 {
+		t.Fatalf("ledger %s %d", st, total)
+	}
+	rec, err := e.st.GetPayment(context.Background(), pay.ID)
+	if err != nil || rec.Key != g || rec.Status != normalize.StatusAuthorized {
+		t.Fatalf("record %+v %v", rec, err)
+	}
+}
+
+func TestCreateValidation(t *testing.T) {
+	e := newEnv(t, time.Second, resilience.Settings{})
+	ctx := context.Background()
+	r := req(1000, normalize.CaptureAutomatic, "tok_visa")
+	r.Customer = nil
+	ne := asErr(t, func() error { _, err := e.p.CreatePayment(ctx, r); return err }())
+	if ne.Type != normalize.TypeInvalidRequest || ne.Param == nil || *ne.Param != "customer" {
+		t.Fatalf("no customer: %+v", ne)
+	}
+	seq := 1
+	r = req(1000, normalize.CaptureAutomatic, "tok_visa")
+	r.PaymentMethod = normalize.PaymentMethod{CustomerID: "m1", CardSeq: &seq}
+	ne = asErr(t, func() error { _, err := e.p.CreatePayment(ctx, r); return err }())
+	if ne.Code != "unsupported" || ne.HTTPStatus() != 422 {
+		t.Fatalf("stored card: %+v", ne)
+	}
+	r = req(1000, normalize.CaptureAutomatic, "tok_visa")
+	r.Installments = &normalize.Installments{Plan: normalize.PlanInstallments, Count: 3}
+	if ne := asErr(t, func() error { _, err := e.p.CreatePayment(ctx, r); return err }()); ne.Code != "unsupported" {
+		t.Fatalf("installments: %+v", ne)
+	}
+	if n := e.sim.Calls("gateway_token"); n != 0 {
+		t.Fatalf("%d calls reached the provider", n)
+	}
+}
+
+func TestDeclineKeepsFailedRecord(t *testing.T) {
+	e := newEnv(t, time.Second, resilience.Settings{})
+	_, err := e.p.CreatePayment(context.Background(), req(1000, normalize.CaptureAutomatic, "tok_insufficient_funds"))
+	ne := asErr(t, err)
+	if ne.Code != "insufficient_funds" || ne.HTTPStatus() != 402 || ne.ProviderCodes[0].Code != "G0442G040000" || ne.Payment.Status != normalize.StatusFailed {
+		t.Fatalf("%+v", ne)
+	}
+	got, err := e.p.GetPayment(context.Background(), gid(t, ne.Payment))
+	if err != nil || got.Status != normalize.StatusFailed {
+		t.Fatalf("%+v %v", got, err)
+	}
+	if strings.Contains(ne.Message, "tok_") {
+		t.Fatal("the token leaks into the message")
+	}
+}
+
+// A charge that was sent and got no answer is unknown, never failed, and
+// is not sent twice.
+func TestTimeoutAfterSendIsUnknownAndNotRetried(t *testing.T) {
+	e := newEnv(t, 150*time.Millisecond, resilience.Settings{})
+	_, err := e.p.CreatePayment(context.Background(), req(1000, normalize.CaptureAutomatic, "tok_fault_slow"))
+	ne := asErr(t, err)
+	if ne.Type != normalize.TypeProviderTimeout || ne.Payment == nil || ne.Payment.Status != normalize.StatusUnknown {
+		t.Fatalf("%+v", ne)
+	}
+	if n := e.sim.Calls("gateway_token"); n != 1 {
+		t.Fatalf("charge sent %d times", n)
+	}
+}
+
+func TestFollowUpFaultsAreNotRetried(t *testing.T) {
+	e := newEnv(t, 300*time.Millisecond, resilience.Settings{})
+	ctx := context.Background()
+	pay, err := e.p.CreatePayment(ctx, req(1000, normalize.CaptureManual, "tok_visa"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.sim.InjectFault(sandbox.Fault{API: "gateway", Kind: sandbox.FaultCommitReset})
+	_, err = e.p.Capture(ctx, gid(t, pay), &normalize.CaptureRequest{})
+	ne := asErr(t, err)
+	if ne.Payment == nil || ne.Payment.Status != normalize.StatusUnknown || ne.Retryable {
+		t.Fatalf("%+v", ne)
+	}
+	if n := e.sim.Calls("gateway"); n != 1 {
+		t.Fatalf("SALES sent %d times", n)
+	}
+	// The simulator did sell it: a capture by the app now learns so.
+	if st, _ := e.sim.Status(gid(t, pay)); st != "SALES" {
+		t.Fatalf("ledger %s", st)
+	}
+	_, err = e.p.Capture(ctx, gid(t, pay), &normalize.CaptureRequest{})
+	if ne := asErr(t, err); ne.Code != "already_captured" || ne.ProviderCodes[0].Code != "ER032" {
+		t.Fatalf("%+v", ne)
+	}
+}
+
+func TestMaintenanceIsAFaultThatOpensTheBreaker(t *testing.T) {
+	e := newEnv(t, time.Second, resilience.Settings{FailureThreshold: 2, OpenTimeout: time.Minute})
+	ctx := context.Background()
+	for i := 0; i < 2; i++ {
+		_, err := e.p.CreatePayment(ctx, req(1000, normalize.CaptureAutomatic, "tok_fault_maintenance"))
+		if ne := asErr(t, err); ne.Code != "provider_maintenance" || ne.HTTPStatus() != 503 || ne.Payment.Status != normalize.StatusFailed {
+			t.Fatalf("%+v", ne)
+		}
+	}
+	_, err := e.p.CreatePayment(ctx, req(1000, normalize.CaptureAutomatic, "tok_visa"))
+	if ne := asErr(t, err); ne.Code != "circuit_open" {
+		t.Fatalf("%+v", ne)
+	}
+	if n := e.sim.Calls("gateway_token"); n != 2 {
+		t.Fatalf("%d calls", n)
+	}
+	// Declines never trip it.
+	e2 := newEnv(t, time.Second, resilience.Settings{FailureThreshold: 2})
+	for i := 0; i < 3; i++ {
+		_, _ = e2.p.CreatePayment(ctx, req(1000, normalize.CaptureAutomatic, "tok_declined"))
+	}
+	if e2.p.Breaker() != "closed" {
+		t.Fatal("declines opened the breaker")
+	}
+}
+
+func TestReauthorize(t *testing.T) {
+	e := newEnv(t, time.Second, resilience.Settings{})
+	ctx := context.Background()
+	pay, err := e.p.CreatePayment(ctx, req(1000, normalize.CaptureAutomatic, "tok_visa"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	re, err := e.p.Reauthorize(ctx, gid(t, pay), &normalize.Reauthorize{Amount: 700, Tax: 70})
+	if err != nil || re.Status != normalize.StatusCaptured || re.Total != 770 || re.ID == pay.ID || re.ProviderData["replaces"] != pay.ID {
+		t.Fatalf("%+v %v", re, err)
+	}
+	old, _ := e.p.GetPayment(ctx, gid(t, pay))
+	if old.Status != normalize.StatusRefunded || old.ProviderData["replaced_by"] != re.ID {
+		t.Fatalf("old: %+v", old)
+	}
+	// Declined re-authorization: the original stays as it was.
+	_, err = e.p.Reauthorize(ctx, gid(t, re), &normalize.Reauthorize{Amount: 2_000_000})
+	ne := asErr(t, err)
+	if ne.Code != "exceeds_limit" || ne.Payment.ID != re.ID || ne.Payment.Status != normalize.StatusCaptured {
+		t.Fatalf("%+v", ne)
+	}
+	if st, _ := e.sim.Status(gid(t, re)); st != "CAPTURE" {
+		t.Fatalf("ledger %s", st)
+	}
+	// Only this or last month (JST): checked before calling.
+	calls := e.sim.Calls("re_auth")
+	e.p.SetClock(func() time.Time { return time.Now().AddDate(0, 2, 0) })
+	_, err = e.p.Reauthorize(ctx, gid(t, re), &normalize.Reauthorize{Amount: 500})
+	if ne := asErr(t, err); ne.Code != "refund_window_passed" {
+		t.Fatalf("%+v", ne)
+	}
+	if e.sim.Calls("re_auth") != calls {
+		t.Fatal("an out-of-window re-authorization reached the provider")
+	}
+}
+
+func TestReauthWindow(t *testing.T) {
+	at := func(s string) time.Time {
+		v, err := time.ParseInLocation("2006-01-02 15:04", s, normalize.JST)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	cases := []struct {
+		created, now string
+		ok           bool
+	}{
+		{"2026-03-01 00:00", "2026-03-31 23:59", true},
+		{"2026-02-01 00:00", "2026-03-31 23:59", true},
+		{"2026-01-31 23:59", "2026-03-01 00:00", false},
+		{"2025-12-15 10:00", "2026-01-10 10:00", true},
+		{"2026-04-01 00:00", "2026-03-31 00:00", false},
+	}
+	for _, c := range cases {
+		if got := jpayment.ReauthWindowOK(at(c.created), at(c.now)); got != c.ok {
+			t.Errorf("%s -> %s: %v", c.created, c.now, got)
+		}
+	}
+	// Month boundaries are in JST: 2026-01-31 16:00 UTC is already February in Japan.
+	if !jpayment.ReauthWindowOK(time.Date(2026, 1, 31, 16, 0, 0, 0, time.UTC), at("2026-03-05 00:00")) {
+		t.Error("JST month not used")
+	}
+}
+
+func TestSourceIPRejectedIsEgressError(t *testing.T) {
+	e := newEnv(t, time.Second, resilience.Settings{})
+	e.sim.AllowedIP = "192.0.2.10"
+	_, err := e.p.CreatePayment(context.Background(), req(1000, normalize.CaptureAutomatic, "tok_visa"))
+	ne := asErr(t, err)
+	if ne.Code != "egress_ip_not_allowed" || ne.HTTPStatus() != 502 || !strings.Contains(ne.Message, "register") || ne.ProviderCodes[0].Code != "ER003" {
+		t.Fatalf("%+v", ne)
+	}
+	if e.p.Breaker() != "closed" || ne.Fault {
+		t.Fatal("a config error counted as a provider fault")
+	}
+}
