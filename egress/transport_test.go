@@ -197,4 +197,3 @@ func TestJPaymentThroughFixedIPProxy(t *testing.T) {
 		t.Fatalf("direct: %v", err)
 	}
 }
-
