@@ -119,8 +119,10 @@ func (p *Provider) CreatePayment(ctx context.Context, req *normalize.CreatePayme
 			pay.Status = normalize.StatusUnknown
 			err.Message += " j-payment has no query API: check the control panel for order " + req.OrderID + " (a kickback, when configured, settles it)."
 			err.Retryable = false // retrying could charge twice
+		} else if len(err.ProviderCodes) > 0 {
+			pay.Status = normalize.StatusFailed // j-payment answered: nothing charged
 		} else {
-			pay.Status = normalize.StatusFailed
+			return nil, err // never reached j-payment (not sent, limiter, breaker)
 		}
 		if pay.ID != "" {
 			_ = p.save(ctx, pay)

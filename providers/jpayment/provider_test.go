@@ -274,3 +274,22 @@ func TestSourceIPRejectedIsEgressError(t *testing.T) {
 		t.Fatal("a config error counted as a provider fault")
 	}
 }
+
+// A request that provably never left paynorm (connection refused) is
+// repeated once, and reported as not sent.
+func TestNotSentIsRetriedOnce(t *testing.T) {
+	e := newEnv(t, time.Second, resilience.Settings{})
+	url := e.srv.URL
+	e.srv.Close()
+	var calls []providers.CallInfo
+	c := jpayment.NewClient(jpayment.Config{Account: "jp", Endpoint: url, AID: "123456", Timeout: time.Second},
+		http.DefaultTransport, resilience.New(resilience.Settings{Name: "jp"}), func(ci providers.CallInfo) { calls = append(calls, ci) })
+	_, err := jpayment.New(c, e.st).CreatePayment(context.Background(), req(1000, normalize.CaptureAutomatic, "tok_visa"))
+	ne := asErr(t, err)
+	if ne.Code != "provider_unavailable" || !strings.Contains(ne.Message, "nothing was sent") || ne.Payment != nil {
+		t.Fatalf("%+v", ne)
+	}
+	if len(calls) != 2 || calls[0].Outcome != providers.OutcomeNotSent || calls[1].Attempt != 2 || calls[0].API != "gateway_token" {
+		t.Fatalf("calls %+v", calls)
+	}
+}
