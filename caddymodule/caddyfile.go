@@ -28,6 +28,8 @@ func parsePaynorm(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //	    prefix           <path, default /v1>
 //	    default_provider <name>
 //	    max_body_bytes   <n>
+//	    store            bolt [<path>] | memory | redis <addr>... [{ username, password, db, prefix }]
+//	    resolve_after    <duration>
 //	    account <name> {
 //	        type            gmo
 //	        endpoint        test|production|<url>
@@ -68,6 +70,22 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("max_body_bytes: %q is not a positive integer", s)
 			}
 			h.MaxBodyBytes = n
+		case "store":
+			c, err := parseStore(d)
+			if err != nil {
+				return err
+			}
+			h.Store = c
+		case "resolve_after":
+			var v string
+			if !d.Args(&v) {
+				return d.ArgErr()
+			}
+			dur, err := caddy.ParseDuration(v)
+			if err != nil || dur <= 0 {
+				return d.Errf("resolve_after: %q is not a positive duration", v)
+			}
+			h.ResolveAfter = caddy.Duration(dur)
 		case "account":
 			var a Account
 			if !d.Args(&a.Name) {

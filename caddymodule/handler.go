@@ -39,12 +39,19 @@ type Handler struct {
 	DefaultProvider string `json:"default_provider,omitempty"`
 	// MaxBodyBytes bounds request bodies (default 65536).
 	MaxBodyBytes int64 `json:"max_body_bytes,omitempty"`
+	// Store keeps idempotency keys and payment records (default: bolt in
+	// Caddy's data directory).
+	Store *StoreConfig `json:"store,omitempty"`
+	// ResolveAfter is how long a pending or unknown payment waits before the
+	// background resolver asks the provider (default 1m).
+	ResolveAfter caddy.Duration `json:"resolve_after,omitempty"`
 
 	providers map[string]providers.Provider
 	order     []string
 	// store keeps idempotency and payment records; memory until a backend
 	// is configured.
 	store    store.Store
+	stores   *storeState
 	poolKeys []string
 	logger   *zap.Logger
 	metrics  *metrics
@@ -73,9 +80,6 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.MaxBodyBytes <= 0 {
 		h.MaxBodyBytes = 64 << 10
 	}
-	if h.store == nil {
-		h.store = store.NewMemory()
-	}
 	repl := caddy.NewReplacer()
 	h.providers = map[string]providers.Provider{}
 	for i := range h.Accounts {
@@ -99,7 +103,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.providers[a.Name] = p
 		h.order = append(h.order, a.Name)
 	}
-	return nil
+	return h.provisionStore(repl)
 }
 
 func (h *Handler) newProvider(a *Account, st *accountState) (providers.Provider, error) {
@@ -142,6 +146,9 @@ func (h *Handler) Validate() error {
 
 // Cleanup releases this config's hold on the shared account state.
 func (h *Handler) Cleanup() error {
+	if h.stores != nil {
+		h.stores.resolver.unregister(h.providers)
+	}
 	for _, k := range h.poolKeys {
 		_, _ = pool.Delete(k)
 	}
@@ -246,7 +253,7 @@ func (h *Handler) route(ctx context.Context, w http.ResponseWriter, r *http.Requ
 			continue
 		}
 		c.params = params
-		return rt.Name, rt.serve(h, c)
+		return rt.Name, h.serveRoute(rt, c)
 	}
 	if pathMatched != "" {
 		return pathMatched, h.fail(w, rid, normalize.Newf("method_not_allowed", "%s is not allowed on %s/%s.", r.Method, h.Prefix, path))
@@ -302,7 +309,19 @@ func (h *Handler) createPayment(c *call) int {
 	if perr != nil {
 		return h.fail(w, rid, perr)
 	}
-	pay, err := p.CreatePayment(ctx, req)
+	if req.OrderID == "" {
+		req.OrderID = orderIDFor(ctx, p.Account())
+	}
+	if !normalize.ValidOrderID(req.OrderID, 50) {
+		pay, err := p.CreatePayment(ctx, req) // the provider names the limit
+		return h.answer(w, rid, pay, err)
+	}
+	seed := normalize.NewPayment(p.Account(), req.OrderID)
+	seed.SetAmounts(req.Amount, req.Tax, req.Shipping)
+	seed.Capture, seed.Metadata = req.Capture, req.Metadata
+	pay, err := h.recorded(ctx, p, req.OrderID, "create", seed, func(ctx context.Context) (*normalize.Payment, error) {
+		return p.CreatePayment(ctx, req)
+	})
 	return h.answer(w, rid, pay, err)
 }
 
@@ -326,24 +345,24 @@ func (h *Handler) paymentOp(c *call, op string) int {
 	var err error
 	switch op {
 	case "get":
-		pay, err = p.GetPayment(ctx, key)
+		pay, err = h.getMerged(ctx, p, key)
 	case "capture":
 		req, derr := normalize.DecodeCapture(body)
 		if derr != nil {
 			return h.fail(w, rid, derr)
 		}
-		pay, err = p.Capture(ctx, key, req)
+		pay, err = h.recorded(ctx, p, key, op, nil, func(ctx context.Context) (*normalize.Payment, error) { return p.Capture(ctx, key, req) })
 	case "cancel":
 		if derr := normalize.DecodeEmpty(body); derr != nil {
 			return h.fail(w, rid, derr)
 		}
-		pay, err = p.Cancel(ctx, key)
+		pay, err = h.recorded(ctx, p, key, op, nil, func(ctx context.Context) (*normalize.Payment, error) { return p.Cancel(ctx, key) })
 	case "reauthorize":
 		req, derr := normalize.DecodeReauthorize(body)
 		if derr != nil {
 			return h.fail(w, rid, derr)
 		}
-		pay, err = p.Reauthorize(ctx, key, req)
+		pay, err = h.recorded(ctx, p, key, op, nil, func(ctx context.Context) (*normalize.Payment, error) { return p.Reauthorize(ctx, key, req) })
 	}
 	return h.answer(w, rid, pay, err)
 }
@@ -395,7 +414,11 @@ func (h *Handler) health(w http.ResponseWriter) int {
 	out := struct {
 		Status    string          `json:"status"`
 		Providers []healthAccount `json:"providers"`
+		Store     string          `json:"store,omitempty"`
 	}{Status: "ok", Providers: []healthAccount{}}
+	if h.stores != nil {
+		out.Store = h.stores.backend
+	}
 	for _, name := range h.order {
 		p := h.providers[name]
 		b := p.Breaker()
