@@ -20,3 +20,4 @@ go test ./normalize   -run '^$' -fuzz '^FuzzDecodeCreatePayment$' -fuzztime "$FU
 go test ./providers/gmo -run '^$' -fuzz '^FuzzParseResponse$'      -fuzztime "$FUZZTIME"
 go test ./providers/jpayment -run '^$' -fuzz '^FuzzParseAnswer$'   -fuzztime "$FUZZTIME"
 go test ./providers/jpayment -run '^$' -fuzz '^FuzzParseKickback$' -fuzztime "$FUZZTIME"
+go test ./caddymodule -run '^$' -fuzz '^FuzzCanonicalJSON$'        -fuzztime "$FUZZTIME"

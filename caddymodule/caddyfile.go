@@ -31,6 +31,8 @@ func parsePaynorm(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //	    notify_url       <url>
 //	    notify_secret    <secret>
 //	    kickback_allow   <cidr...>
+//	    store            bolt [<path>] | memory | redis <addr>... [{ username, password, db, prefix }]
+//	    resolve_after    <duration>
 //	    account <name> {
 //	        type            gmo|jpayment
 //	        aid             <j-payment shop id>
@@ -86,6 +88,22 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			h.KickbackAllow = append(h.KickbackAllow, args...)
+		case "store":
+			c, err := parseStore(d)
+			if err != nil {
+				return err
+			}
+			h.Store = c
+		case "resolve_after":
+			var v string
+			if !d.Args(&v) {
+				return d.ArgErr()
+			}
+			dur, err := caddy.ParseDuration(v)
+			if err != nil || dur <= 0 {
+				return d.Errf("resolve_after: %q is not a positive duration", v)
+			}
+			h.ResolveAfter = caddy.Duration(dur)
 		case "account":
 			var a Account
 			if !d.Args(&a.Name) {

@@ -48,12 +48,19 @@ type Handler struct {
 	// KickbackAllow lists the CIDRs (or IPs) j-payment kickbacks may come
 	// from; empty allows any source.
 	KickbackAllow []string `json:"kickback_allow,omitempty"`
+	// Store keeps idempotency keys and payment records (default: bolt in
+	// Caddy's data directory).
+	Store *StoreConfig `json:"store,omitempty"`
+	// ResolveAfter is how long a pending or unknown payment waits before the
+	// background resolver asks the provider (default 1m).
+	ResolveAfter caddy.Duration `json:"resolve_after,omitempty"`
 
 	providers map[string]providers.Provider
 	order     []string
 	// store keeps idempotency and payment records; memory until a backend
 	// is configured.
 	store    store.Store
+	stores   *storeState
 	poolKeys []string
 	logger   *zap.Logger
 	metrics  *metrics
@@ -83,9 +90,6 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.MaxBodyBytes <= 0 {
 		h.MaxBodyBytes = 64 << 10
 	}
-	if h.store == nil {
-		h.store = store.NewMemory()
-	}
 	repl := caddy.NewReplacer()
 	if err := h.provisionWebhooks(repl); err != nil {
 		return err
@@ -112,7 +116,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.providers[a.Name] = h.withEvents(p)
 		h.order = append(h.order, a.Name)
 	}
-	return nil
+	if err := h.provisionStore(repl); err != nil {
+		return err
+	}
+	return h.startWebhooks()
 }
 
 func (h *Handler) newProvider(a *Account, st *accountState) (providers.Provider, error) {
@@ -125,7 +132,9 @@ func (h *Handler) newProvider(a *Account, st *accountState) (providers.Provider,
 	case "jpayment":
 		c := jpayment.NewClient(jpayment.Config{Account: a.Name, Endpoint: a.Endpoint, AID: a.AID,
 			Timeout: time.Duration(a.Timeout)}, st.transport, st.guard, observe)
-		return jpayment.New(c, h.store), nil
+		p := jpayment.New(c, nil) // the store comes after the accounts: see startWebhooks
+		h.webhooks.jpayment = append(h.webhooks.jpayment, p)
+		return p, nil
 	}
 	return nil, fmt.Errorf("account %s: unknown type %q", a.Name, a.Type)
 }
@@ -160,6 +169,9 @@ func (h *Handler) Validate() error {
 // Cleanup releases this config's hold on the shared account state.
 func (h *Handler) Cleanup() error {
 	h.webhooks.stop()
+	if h.stores != nil {
+		h.stores.resolver.unregister(h.providers)
+	}
 	for _, k := range h.poolKeys {
 		_, _ = pool.Delete(k)
 	}
@@ -266,7 +278,7 @@ func (h *Handler) route(ctx context.Context, w http.ResponseWriter, r *http.Requ
 			continue
 		}
 		c.params = params
-		return rt.Name, rt.serve(h, c)
+		return rt.Name, h.serveRoute(rt, c)
 	}
 	if pathMatched != "" {
 		return pathMatched, h.fail(w, rid, normalize.Newf("method_not_allowed", "%s is not allowed on %s/%s.", r.Method, h.Prefix, path))
@@ -322,7 +334,19 @@ func (h *Handler) createPayment(c *call) int {
 	if perr != nil {
 		return h.fail(w, rid, perr)
 	}
-	pay, err := p.CreatePayment(ctx, req)
+	if req.OrderID == "" {
+		req.OrderID = orderIDFor(ctx, p.Account())
+	}
+	if !normalize.ValidOrderID(req.OrderID, 50) {
+		pay, err := p.CreatePayment(ctx, req) // the provider names the limit
+		return h.answer(w, rid, pay, err)
+	}
+	seed := normalize.NewPayment(p.Account(), req.OrderID)
+	seed.SetAmounts(req.Amount, req.Tax, req.Shipping)
+	seed.Capture, seed.Metadata = req.Capture, req.Metadata
+	pay, err := h.recorded(ctx, p, req.OrderID, "create", seed, func(ctx context.Context) (*normalize.Payment, error) {
+		return p.CreatePayment(ctx, req)
+	})
 	return h.answer(w, rid, pay, err)
 }
 
@@ -346,24 +370,24 @@ func (h *Handler) paymentOp(c *call, op string) int {
 	var err error
 	switch op {
 	case "get":
-		pay, err = p.GetPayment(ctx, key)
+		pay, err = h.getMerged(ctx, p, key)
 	case "capture":
 		req, derr := normalize.DecodeCapture(body)
 		if derr != nil {
 			return h.fail(w, rid, derr)
 		}
-		pay, err = p.Capture(ctx, key, req)
+		pay, err = h.recorded(ctx, p, key, op, nil, func(ctx context.Context) (*normalize.Payment, error) { return p.Capture(ctx, key, req) })
 	case "cancel":
 		if derr := normalize.DecodeEmpty(body); derr != nil {
 			return h.fail(w, rid, derr)
 		}
-		pay, err = p.Cancel(ctx, key)
+		pay, err = h.recorded(ctx, p, key, op, nil, func(ctx context.Context) (*normalize.Payment, error) { return p.Cancel(ctx, key) })
 	case "reauthorize":
 		req, derr := normalize.DecodeReauthorize(body)
 		if derr != nil {
 			return h.fail(w, rid, derr)
 		}
-		pay, err = p.Reauthorize(ctx, key, req)
+		pay, err = h.recorded(ctx, p, key, op, nil, func(ctx context.Context) (*normalize.Payment, error) { return p.Reauthorize(ctx, key, req) })
 	}
 	return h.answer(w, rid, pay, err)
 }
@@ -415,7 +439,11 @@ func (h *Handler) health(w http.ResponseWriter) int {
 	out := struct {
 		Status    string          `json:"status"`
 		Providers []healthAccount `json:"providers"`
+		Store     string          `json:"store,omitempty"`
 	}{Status: "ok", Providers: []healthAccount{}}
+	if h.stores != nil {
+		out.Store = h.stores.backend
+	}
 	for _, name := range h.order {
 		p := h.providers[name]
 		b := p.Breaker()

@@ -28,8 +28,12 @@ import (
 // webhooks is the handler's event side: the notifier over the store's
 // outbox and the kickback source allow-list.
 type webhooks struct {
-	notifier *notify.Notifier
-	allow    []netip.Prefix
+	notifyURL, secret string
+	notifier          *notify.Notifier
+	allow             []netip.Prefix
+	// jpayment are this config's j-payment providers, handed the store once
+	// it is open.
+	jpayment []*jpayment.Provider
 }
 
 func (w *webhooks) stop() {
@@ -38,8 +42,8 @@ func (w *webhooks) stop() {
 	}
 }
 
-// provisionWebhooks expands placeholders, checks the settings and starts
-// the delivery loop when a notify_url is configured.
+// provisionWebhooks expands placeholders and checks the settings; the
+// delivery loop starts in startWebhooks, once the store is open.
 func (h *Handler) provisionWebhooks(repl *caddy.Replacer) error {
 	notifyURL := strings.TrimSpace(repl.ReplaceAll(h.NotifyURL, ""))
 	secret := strings.TrimSpace(repl.ReplaceAll(h.NotifySecret, ""))
@@ -63,7 +67,23 @@ func (h *Handler) provisionWebhooks(repl *caddy.Replacer) error {
 	if len(secret) < 16 {
 		return errors.New("notify_secret must be at least 16 characters when notify_url is set")
 	}
-	h.webhooks.notifier = notify.New(notify.Config{URL: notifyURL, Secret: secret, Store: h.store, Logger: h.logger.Named("webhooks")})
+	h.webhooks.notifyURL, h.webhooks.secret = notifyURL, secret
+	return nil
+}
+
+// startWebhooks gives the j-payment providers the store (their payment
+// records live there) and starts delivering the store's outbox.
+func (h *Handler) startWebhooks() error {
+	if h.store == nil {
+		return errors.New("no store is open")
+	}
+	for _, p := range h.webhooks.jpayment {
+		p.UseStore(h.store)
+	}
+	if h.webhooks.notifyURL == "" {
+		return nil
+	}
+	h.webhooks.notifier = notify.New(notify.Config{URL: h.webhooks.notifyURL, Secret: h.webhooks.secret, Store: h.store, Logger: h.logger.Named("webhooks")})
 	h.webhooks.notifier.Start()
 	return nil
 }
@@ -346,7 +366,7 @@ type eventing struct {
 }
 
 func (h *Handler) withEvents(p providers.Provider) providers.Provider {
-	if h.webhooks.notifier == nil {
+	if h.webhooks.notifyURL == "" {
 		return p
 	}
 	return &eventing{Provider: p, h: h}

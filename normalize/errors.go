@@ -149,6 +149,7 @@ var catalog = map[string]entry{
 	"circuit_open":           {TypeProviderUnavailable, 503, true, "The payment provider is failing; calls are paused.", "決済代行会社の障害のため、一時的に接続を停止しています。"},
 	"provider_maintenance":   {TypeProviderUnavailable, 503, true, "The payment provider is under maintenance.", "決済代行会社はメンテナンス中です。"},
 	"processing_in_progress": {TypeProviderUnavailable, 503, true, "The provider is still processing a request for this payment.", "現在処理を行っています。しばらくお待ちください。"},
+	"store_unavailable":      {TypeProviderUnavailable, 503, true, "paynorm's record store is unavailable; nothing was sent to the provider.", "決済記録ストアが利用できないため、処理を行いませんでした。"},
 	"provider_timeout":       {TypeProviderTimeout, 504, false, "The provider did not answer in time; the outcome is unknown and is being checked.", "決済代行会社から応答がありませんでした。結果を確認中です。"},
 
 	// provider answered something unusable or paynorm is misconfigured

@@ -43,6 +43,9 @@ type PaymentRecord struct {
 	// Key is the provider's key (GMO OrderID, j-payment gid or cod).
 	Key    string `json:"key"`
 	Status string `json:"status"`
+	// Op is the operation that wrote the record last (create, capture,
+	// cancel, reauthorize, get, resolve).
+	Op string `json:"op,omitempty"`
 	// Payment is the last known unified payment object (JSON).
 	Payment   []byte    `json:"payment,omitempty"`
 	CreatedAt time.Time `json:"created_at"`

@@ -26,6 +26,10 @@ var _ providers.Provider = (*Provider)(nil)
 // New wraps a client; payment records live in st.
 func New(c *Client, st store.Store) *Provider { return &Provider{c: c, store: st, now: time.Now} }
 
+// UseStore sets the store of the payment records (when the caller opens it
+// after building the provider).
+func (p *Provider) UseStore(st store.Store) { p.store = st }
+
 // SetClock replaces the clock (tests of the month rule of re-authorization).
 func (p *Provider) SetClock(now func() time.Time) { p.now = now }
 
@@ -207,11 +211,17 @@ func (p *Provider) load(ctx context.Context, gid string) (*normalize.Payment, *n
 	return pay, nil
 }
 
-// GetPayment answers from the stored record.
+// GetPayment answers from the stored record. A record still pending is a
+// write-ahead record whose call never reported back (paynorm stopped
+// mid-call): j-payment cannot be asked, so the outcome is unknown, never
+// failed.
 func (p *Provider) GetPayment(ctx context.Context, key string) (*normalize.Payment, error) {
 	pay, err := p.load(ctx, key)
 	if err != nil {
 		return nil, err
+	}
+	if pay.Status == normalize.StatusPending {
+		pay.Status = normalize.StatusUnknown
 	}
 	return pay, nil
 }

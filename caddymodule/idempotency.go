@@ -1,0 +1,229 @@
+package caddymodule
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/paynorm/paynorm/normalize"
+	"github.com/paynorm/paynorm/store"
+)
+
+// Idempotency windows. The lease bounds how long a claim whose owner died
+// blocks the key (bolt drops such claims at once on restart); it is longer
+// than any provider call paynorm makes.
+const (
+	idempotencyTTL   = 24 * time.Hour
+	idempotencyLease = 2 * time.Minute
+	maxIdemKeyLen    = 255
+)
+
+// replayedHeaders are the response headers kept with a stored answer.
+var replayedHeaders = []string{"Content-Type", "Retry-After"}
+
+type idemCtxKey struct{}
+
+// idempotencyKeyFrom returns the Idempotency-Key of the request in ctx.
+func idempotencyKeyFrom(ctx context.Context) string {
+	s, _ := ctx.Value(idemCtxKey{}).(string)
+	return s
+}
+
+// serveRoute runs one matched route; a POST goes through the idempotency
+// layer: the first answer to a key is stored and replayed for 24 h.
+func (h *Handler) serveRoute(rt apiRoute, c *call) int {
+	if c.r.Method != http.MethodPost {
+		return rt.serve(h, c)
+	}
+	key := c.r.Header.Get("Idempotency-Key")
+	if key == "" {
+		return rt.serve(h, c)
+	}
+	if !validIdemKey(key) {
+		e := normalize.Newf("parameter_invalid", "The Idempotency-Key header must be 1 to %d printable ASCII characters.", maxIdemKeyLen)
+		e.MessageJa = "Idempotency-Keyヘッダーは" + strconv.Itoa(maxIdemKeyLen) + "文字以内の半角英数記号で指定してください。"
+		return h.fail(c.w, c.rid, e.WithParam("Idempotency-Key"))
+	}
+	body, berr := h.readBody(c.w, c.r)
+	if berr != nil {
+		return h.fail(c.w, c.rid, berr)
+	}
+	c.r.Body = io.NopCloser(bytes.NewReader(body))
+	scope := h.idemScope(rt, c, body)
+	if scope == "" {
+		// No configured account: the request fails validation without
+		// reaching a provider, so there is nothing to protect.
+		return rt.serve(h, c)
+	}
+	ctx := context.WithoutCancel(c.ctx)
+	fp := fingerprint(c.r.Method, rt.Name, c.params["id"], body)
+	state, prev, err := h.store.ClaimIdempotency(ctx, scope, key, fp, idempotencyLease, idempotencyTTL)
+	if err != nil {
+		h.logger.Error("idempotency store failed", zap.String("request_id", c.rid), zap.Error(err))
+		return h.fail(c.w, c.rid, storeFailure())
+	}
+	switch state {
+	case store.IdemInFlight:
+		return h.fail(c.w, c.rid, normalize.New("idempotency_key_in_use"))
+	case store.IdemMismatch:
+		return h.fail(c.w, c.rid, normalize.New("idempotency_key_reused").WithParam("Idempotency-Key"))
+	case store.IdemReplay:
+		for k, v := range prev.Headers {
+			c.w.Header().Set(k, v)
+		}
+		c.w.Header().Set("Idempotent-Replayed", "true")
+		c.w.WriteHeader(prev.Status)
+		_, _ = c.w.Write(prev.Body)
+		return prev.Status
+	}
+
+	rec := &recorder{w: c.w, status: http.StatusOK}
+	orig := c.w
+	c.w, c.ctx = rec, context.WithValue(c.ctx, idemCtxKey{}, key)
+	status := rt.serve(h, c)
+	c.w = orig
+	if neverReachedProvider(rec.status, rec.body.Bytes()) {
+		if err := h.store.ReleaseIdempotency(ctx, scope, key); err != nil {
+			h.logger.Warn("idempotency release failed", zap.String("request_id", c.rid), zap.Error(err))
+		}
+	} else {
+		resp := store.Response{Status: rec.status, Body: rec.body.Bytes(), Headers: map[string]string{}}
+		for _, k := range replayedHeaders {
+			if v := orig.Header().Get(k); v != "" {
+				resp.Headers[k] = v
+			}
+		}
+		if err := h.store.FinishIdempotency(ctx, scope, key, resp, idempotencyTTL); err != nil {
+			// The claim runs out with its lease; the derived order id still
+			// stops a retry from charging twice.
+			h.logger.Error("idempotency store failed", zap.String("request_id", c.rid), zap.Error(err))
+		}
+	}
+	orig.WriteHeader(rec.status)
+	_, _ = orig.Write(rec.body.Bytes())
+	return status
+}
+
+// idemScope is the account the request acts on: keys are per account.
+func (h *Handler) idemScope(rt apiRoute, c *call, body []byte) string {
+	if id := c.params["id"]; id != "" {
+		account, _, ok := normalize.SplitPaymentID(id)
+		if _, configured := h.providers[account]; ok && configured {
+			return account
+		}
+		return ""
+	}
+	var named struct {
+		Provider string `json:"provider"`
+	}
+	_ = json.Unmarshal(body, &named)
+	p, err := h.pick(named.Provider)
+	if err != nil {
+		return ""
+	}
+	return p.Account()
+}
+
+func validIdemKey(k string) bool {
+	if len(k) == 0 || len(k) > maxIdemKeyLen {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] < 0x21 || k[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// fingerprint identifies a request: method, route, payment id and the body
+// with JSON whitespace and key order normalized away.
+func fingerprint(method, route, id string, body []byte) string {
+	h := sha256.New()
+	for _, s := range []string{method, route, id} {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	h.Write(canonicalJSON(body))
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// canonicalJSON re-encodes a JSON document with sorted keys and no spaces;
+// numbers keep their literal text. Anything else is returned as it is.
+func canonicalJSON(body []byte) []byte {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var v any
+	if dec.Decode(&v) != nil || dec.More() {
+		return body
+	}
+	out, err := json.Marshal(v)
+	if err != nil {
+		return body
+	}
+	return out
+}
+
+// neverReachedProvider tells answers that provably moved nothing: paynorm's
+// own validation, its limiter and an open breaker. Such a key is released
+// so the corrected request may use it; everything else is kept and replayed.
+func neverReachedProvider(status int, body []byte) bool {
+	if status < 400 {
+		return false
+	}
+	var b struct {
+		Error *struct {
+			Type          string            `json:"type"`
+			Code          string            `json:"code"`
+			ProviderCodes []json.RawMessage `json:"provider_codes"`
+			Payment       json.RawMessage   `json:"payment"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(body, &b) != nil || b.Error == nil {
+		return false
+	}
+	e := b.Error
+	if len(e.ProviderCodes) > 0 || len(e.Payment) > 0 && string(e.Payment) != "null" {
+		return false
+	}
+	switch {
+	case e.Type == normalize.TypeInvalidRequest, e.Code == "circuit_open", e.Code == "store_unavailable":
+		return true
+	case e.Type == normalize.TypeRateLimited:
+		return true // no provider codes: paynorm's own limiter
+	}
+	return false
+}
+
+// recorder holds an answer back until it is stored. Headers go straight to
+// the real writer.
+type recorder struct {
+	w      http.ResponseWriter
+	status int
+	body   bytes.Buffer
+	wrote  bool
+}
+
+func (r *recorder) Header() http.Header { return r.w.Header() }
+
+func (r *recorder) WriteHeader(status int) {
+	if !r.wrote {
+		r.status, r.wrote = status, true
+	}
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	r.wrote = true
+	return r.body.Write(b)
+}

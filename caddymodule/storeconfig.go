@@ -1,0 +1,215 @@
+package caddymodule
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"go.uber.org/zap"
+
+	"github.com/paynorm/paynorm/store"
+	"github.com/paynorm/paynorm/store/bolt"
+	"github.com/paynorm/paynorm/store/redis"
+)
+
+// StoreConfig selects where idempotency keys and payment records live.
+type StoreConfig struct {
+	// Backend is "bolt" (the default: one file, survives restarts), "redis"
+	// (shared by several instances) or "memory" (tests only: nothing
+	// survives a restart).
+	Backend string `json:"backend,omitempty"`
+	// Path is the bolt file (default: paynorm/paynorm.db under Caddy's
+	// data directory). Placeholders are replaced.
+	Path string `json:"path,omitempty"`
+	// Addrs are the Redis server, Sentinel or cluster node addresses.
+	Addrs []string `json:"addrs,omitempty"`
+	// Username is the Redis ACL user.
+	Username string `json:"username,omitempty"`
+	// Password is the Redis password, e.g. {env.REDIS_PASSWORD}. Never logged.
+	Password string `json:"password,omitempty"`
+	// DB is the Redis database number (not used by a cluster).
+	DB int `json:"db,omitempty"`
+	// Prefix starts every Redis key (default "paynorm:").
+	Prefix string `json:"prefix,omitempty"`
+}
+
+// storeState is one opened store and its resolver, shared by every config
+// that names the same backend: a bolt file is opened once per path even
+// while an old and a new config overlap during a reload.
+type storeState struct {
+	store    store.Store
+	resolver *resolver
+	backend  string
+}
+
+// Destruct stops the resolver and closes the store once no config uses it.
+func (s *storeState) Destruct() error {
+	s.resolver.stop()
+	return s.store.Close()
+}
+
+// resolved expands placeholders and applies defaults.
+func (c StoreConfig) resolved(repl *caddy.Replacer) (StoreConfig, error) {
+	if c.Backend == "" {
+		c.Backend = "bolt"
+	}
+	c.Path = repl.ReplaceAll(c.Path, "")
+	c.Username = repl.ReplaceAll(c.Username, "")
+	c.Password = repl.ReplaceAll(c.Password, "")
+	c.Prefix = repl.ReplaceAll(c.Prefix, "")
+	addrs := make([]string, len(c.Addrs))
+	for i, a := range c.Addrs {
+		addrs[i] = repl.ReplaceAll(a, "")
+	}
+	c.Addrs = addrs
+	switch c.Backend {
+	case "bolt":
+		if c.Path == "" {
+			c.Path = filepath.Join(caddy.AppDataDir(), "paynorm", "paynorm.db")
+		}
+		abs, err := filepath.Abs(c.Path)
+		if err != nil {
+			return c, err
+		}
+		c.Path = abs
+	case "redis":
+		if len(c.Addrs) == 0 {
+			return c, fmt.Errorf("store redis: at least one address is required")
+		}
+	case "memory":
+	default:
+		return c, fmt.Errorf("store: unknown backend %q (known: bolt, redis, memory)", c.Backend)
+	}
+	return c, nil
+}
+
+// poolKey identifies the backend; the password only enters through a hash.
+func (c StoreConfig) poolKey() string {
+	switch c.Backend {
+	case "bolt":
+		return "paynorm/store/bolt/" + c.Path
+	case "redis":
+		b, _ := json.Marshal([]any{c.Addrs, c.Username, c.Password, c.DB, c.Prefix})
+		sum := sha256.Sum256(b)
+		return "paynorm/store/redis/" + hex.EncodeToString(sum[:8])
+	}
+	return "paynorm/store/memory"
+}
+
+// loadStore opens the configured store, or shares the one already open.
+func loadStore(c StoreConfig, log *zap.Logger) (*storeState, string, error) {
+	key := c.poolKey()
+	v, _, err := pool.LoadOrNew(key, func() (caddy.Destructor, error) {
+		var s store.Store
+		switch c.Backend {
+		case "bolt":
+			b, err := bolt.Open(c.Path, 5*time.Second)
+			if err != nil {
+				return nil, err
+			}
+			s = b
+		case "redis":
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			r, err := redis.Open(ctx, redis.Options{Addrs: c.Addrs, Username: c.Username, Password: c.Password, DB: c.DB, Prefix: c.Prefix})
+			if err != nil {
+				return nil, fmt.Errorf("store redis %v: %v", c.Addrs, err)
+			}
+			s = r
+		default:
+			s = store.NewMemory()
+		}
+		log.Info("paynorm store opened", zap.String("backend", c.Backend), zap.String("path", c.Path), zap.Strings("addrs", c.Addrs))
+		return &storeState{store: s, resolver: newResolver(s, log), backend: c.Backend}, nil
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	return v.(*storeState), key, nil
+}
+
+// parseStore reads `store bolt [PATH]`, `store memory` or
+// `store redis ADDR... [{ username U; password P; db N; prefix P }]`.
+func parseStore(d *caddyfile.Dispenser) (*StoreConfig, error) {
+	args := d.RemainingArgs()
+	if len(args) == 0 {
+		return nil, d.ArgErr()
+	}
+	c := &StoreConfig{Backend: args[0]}
+	switch c.Backend {
+	case "bolt":
+		if len(args) > 2 {
+			return nil, d.ArgErr()
+		}
+		if len(args) == 2 {
+			c.Path = args[1]
+		}
+	case "memory":
+		if len(args) != 1 {
+			return nil, d.ArgErr()
+		}
+	case "redis":
+		c.Addrs = args[1:]
+		if len(c.Addrs) == 0 {
+			return nil, d.Err("store redis needs at least one address")
+		}
+		for nesting := d.Nesting(); d.NextBlock(nesting); {
+			opt := d.Val()
+			var v string
+			if !d.Args(&v) {
+				return nil, d.ArgErr()
+			}
+			switch opt {
+			case "username":
+				c.Username = v
+			case "password":
+				c.Password = v
+			case "prefix":
+				c.Prefix = v
+			case "db":
+				n, err := strconv.Atoi(v)
+				if err != nil || n < 0 {
+					return nil, d.Errf("store redis db: %q is not a database number", v)
+				}
+				c.DB = n
+			default:
+				return nil, d.Errf("unrecognized store redis option %q", opt)
+			}
+		}
+	default:
+		return nil, d.Errf("store: unknown backend %q (known: bolt, redis, memory)", c.Backend)
+	}
+	return c, nil
+}
+
+// provisionStore opens (or shares) the configured store and hands this
+// config's accounts to the store's resolver. A store set before Provision
+// (tests) is used as it is.
+func (h *Handler) provisionStore(repl *caddy.Replacer) error {
+	if h.store != nil {
+		return nil
+	}
+	var cfg StoreConfig
+	if h.Store != nil {
+		cfg = *h.Store
+	}
+	cfg, err := cfg.resolved(repl)
+	if err != nil {
+		return err
+	}
+	st, key, err := loadStore(cfg, h.logger)
+	if err != nil {
+		return err
+	}
+	h.poolKeys = append(h.poolKeys, key)
+	h.store, h.stores = st.store, st
+	st.resolver.register(h.providers, time.Duration(h.ResolveAfter))
+	return nil
+}

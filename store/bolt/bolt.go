@@ -1,0 +1,239 @@
+// Package bolt is the embedded store backend: one bbolt file, written with
+// fsync before an answer leaves paynorm, so records survive a crash or a
+// kill -9 of the process. Only one process can open the file at a time.
+package bolt
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+
+	"github.com/paynorm/paynorm/store"
+)
+
+var (
+	bucketIdem       = []byte("idempotency")
+	bucketPayments   = []byte("payments")
+	bucketUnresolved = []byte("unresolved") // id -> empty: the resolver's index
+	bucketEvents     = []byte("events")
+	bucketMeta       = []byte("meta")
+	keyEpoch         = []byte("epoch")
+)
+
+// Store is a store.Store in one bbolt file.
+type Store struct {
+	db *bbolt.DB
+	// epoch counts opens of the file: an in-flight idempotency claim from an
+	// earlier epoch belongs to a process that died, so it no longer blocks.
+	epoch uint64
+	now   func() time.Time
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open opens (or creates) the file at path. It waits at most timeout for
+// another process holding the file to let go.
+func Open(path string, timeout time.Duration) (*Store, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, err
+	}
+	if timeout <= 0 {
+		timeout = 5 * time.Second
+	}
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: timeout})
+	if err != nil {
+		if errors.Is(err, bolterrors.ErrTimeout) {
+			return nil, fmt.Errorf("store file %s is locked by another process", path)
+		}
+		return nil, err
+	}
+	s := &Store{db: db, now: time.Now}
+	err = db.Update(func(tx *bbolt.Tx) error {
+		for _, b := range [][]byte{bucketIdem, bucketPayments, bucketUnresolved, bucketEvents, bucketMeta} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		meta := tx.Bucket(bucketMeta)
+		if v := meta.Get(keyEpoch); len(v) == 8 {
+			s.epoch = binary.BigEndian.Uint64(v)
+		}
+		s.epoch++
+		var b [8]byte
+		binary.BigEndian.PutUint64(b[:], s.epoch)
+		if err := meta.Put(keyEpoch, b[:]); err != nil {
+			return err
+		}
+		return sweep(tx.Bucket(bucketIdem), s.now())
+	})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// sweep drops expired idempotency entries so the file does not grow forever.
+func sweep(b *bbolt.Bucket, now time.Time) error {
+	var dead [][]byte
+	err := b.ForEach(func(k, v []byte) error {
+		var e store.IdemEntry
+		if json.Unmarshal(v, &e) != nil || !now.Before(e.Expires) {
+			dead = append(dead, append([]byte(nil), k...))
+		}
+		return nil
+	})
+	for _, k := range dead {
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+	}
+	return err
+}
+
+func idemKey(scope, key string) []byte { return []byte(scope + "\x00" + key) }
+
+// ClaimIdempotency implements store.Store.
+func (s *Store) ClaimIdempotency(_ context.Context, scope, key, fp string, lease, ttl time.Duration) (state store.IdemState, resp *store.Response, err error) {
+	k := idemKey(scope, key)
+	err = s.db.Batch(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketIdem)
+		now := s.now()
+		if v := b.Get(k); v != nil {
+			var e store.IdemEntry
+			if json.Unmarshal(v, &e) == nil && now.Before(e.Expires) && (e.Done || e.Epoch == s.epoch) {
+				state, resp = e.Decide(fp)
+				return nil
+			}
+		}
+		state, resp = store.IdemNew, nil
+		return putJSON(b, k, store.IdemEntry{Fingerprint: fp, Expires: now.Add(lease), Epoch: s.epoch})
+	})
+	return state, resp, err
+}
+
+// FinishIdempotency implements store.Store.
+func (s *Store) FinishIdempotency(_ context.Context, scope, key string, resp store.Response, ttl time.Duration) error {
+	k := idemKey(scope, key)
+	return s.db.Batch(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketIdem)
+		var e store.IdemEntry
+		if v := b.Get(k); v != nil {
+			_ = json.Unmarshal(v, &e)
+		}
+		r := resp
+		e.Done, e.Response, e.Expires = true, &r, s.now().Add(ttl)
+		return putJSON(b, k, e)
+	})
+}
+
+// ReleaseIdempotency implements store.Store.
+func (s *Store) ReleaseIdempotency(_ context.Context, scope, key string) error {
+	return s.db.Batch(func(tx *bbolt.Tx) error { return tx.Bucket(bucketIdem).Delete(idemKey(scope, key)) })
+}
+
+// PutPayment implements store.Store.
+func (s *Store) PutPayment(_ context.Context, rec *store.PaymentRecord) error {
+	return s.db.Batch(func(tx *bbolt.Tx) error {
+		if err := putJSON(tx.Bucket(bucketPayments), []byte(rec.ID), rec); err != nil {
+			return err
+		}
+		u := tx.Bucket(bucketUnresolved)
+		if rec.Unresolved() {
+			return u.Put([]byte(rec.ID), nil)
+		}
+		return u.Delete([]byte(rec.ID))
+	})
+}
+
+// GetPayment implements store.Store.
+func (s *Store) GetPayment(_ context.Context, id string) (*store.PaymentRecord, error) {
+	var rec store.PaymentRecord
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		v := tx.Bucket(bucketPayments).Get([]byte(id))
+		if v == nil {
+			return store.ErrNotFound
+		}
+		return json.Unmarshal(v, &rec)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &rec, nil
+}
+
+// Unresolved implements store.Store, oldest first.
+func (s *Store) Unresolved(_ context.Context, limit int) ([]*store.PaymentRecord, error) {
+	var out []*store.PaymentRecord
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		pays := tx.Bucket(bucketPayments)
+		return tx.Bucket(bucketUnresolved).ForEach(func(k, _ []byte) error {
+			var rec store.PaymentRecord
+			if v := pays.Get(k); v != nil && json.Unmarshal(v, &rec) == nil && rec.Unresolved() {
+				out = append(out, &rec)
+			}
+			return nil
+		})
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].CreatedAt.Before(out[j].CreatedAt) })
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	return out, err
+}
+
+// AddEvent implements store.Store.
+func (s *Store) AddEvent(_ context.Context, ev *store.Event) error {
+	return s.db.Batch(func(tx *bbolt.Tx) error { return putJSON(tx.Bucket(bucketEvents), []byte(ev.ID), ev) })
+}
+
+// DueEvents implements store.Store, oldest first.
+func (s *Store) DueEvents(_ context.Context, now time.Time, limit int) ([]*store.Event, error) {
+	var out []*store.Event
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketEvents).ForEach(func(_, v []byte) error {
+			var ev store.Event
+			if json.Unmarshal(v, &ev) == nil && !ev.NextTry.After(now) {
+				out = append(out, &ev)
+			}
+			return nil
+		})
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].CreatedAt.Before(out[j].CreatedAt) })
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	return out, err
+}
+
+// UpdateEvent implements store.Store.
+func (s *Store) UpdateEvent(ctx context.Context, ev *store.Event) error { return s.AddEvent(ctx, ev) }
+
+// DeleteEvent implements store.Store.
+func (s *Store) DeleteEvent(_ context.Context, id string) error {
+	return s.db.Batch(func(tx *bbolt.Tx) error { return tx.Bucket(bucketEvents).Delete([]byte(id)) })
+}
+
+// Close implements store.Store.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Path is the file the store lives in.
+func (s *Store) Path() string { return s.db.Path() }
+
+func putJSON(b *bbolt.Bucket, k []byte, v any) error {
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(v); err != nil {
+		return err
+	}
+	return b.Put(k, bytes.TrimSpace(buf.Bytes()))
+}

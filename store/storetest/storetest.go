@@ -1,0 +1,197 @@
+// Package storetest is the conformance suite every store.Store backend
+// passes: the same behaviour from memory, bbolt and redis.
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/paynorm/paynorm/store"
+)
+
+// Run runs the suite. open returns a fresh, empty store each call.
+func Run(t *testing.T, open func(t *testing.T) store.Store) {
+	t.Run("ClaimFinishReplay", func(t *testing.T) { claimFinishReplay(t, open(t)) })
+	t.Run("ConcurrentClaimHasOneWinner", func(t *testing.T) { concurrentClaim(t, open(t)) })
+	t.Run("LeaseAndTTLExpire", func(t *testing.T) { leaseExpiry(t, open(t)) })
+	t.Run("Release", func(t *testing.T) { release(t, open(t)) })
+	t.Run("ScopesAreSeparate", func(t *testing.T) { scopes(t, open(t)) })
+	t.Run("Payments", func(t *testing.T) { payments(t, open(t)) })
+	t.Run("Events", func(t *testing.T) { events(t, open(t)) })
+}
+
+var ctx = context.Background()
+
+func claimFinishReplay(t *testing.T, s store.Store) {
+	st, _, err := s.ClaimIdempotency(ctx, "gmo", "k1", "fp-a", time.Minute, time.Hour)
+	if err != nil || st != store.IdemNew {
+		t.Fatalf("first claim: %v %v", st, err)
+	}
+	if st, _, _ = s.ClaimIdempotency(ctx, "gmo", "k1", "fp-a", time.Minute, time.Hour); st != store.IdemInFlight {
+		t.Fatalf("second claim while in flight: %v", st)
+	}
+	if st, _, _ = s.ClaimIdempotency(ctx, "gmo", "k1", "fp-b", time.Minute, time.Hour); st != store.IdemMismatch {
+		t.Fatalf("other fingerprint while in flight: %v", st)
+	}
+	resp := store.Response{Status: 503, Headers: map[string]string{"Retry-After": "2"}, Body: []byte("{\"x\":\"\\u00e9/\xe3\x81\x82\"}\n")}
+	if err := s.FinishIdempotency(ctx, "gmo", "k1", resp, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	st, got, err := s.ClaimIdempotency(ctx, "gmo", "k1", "fp-a", time.Minute, time.Hour)
+	if err != nil || st != store.IdemReplay || got == nil {
+		t.Fatalf("replay: %v %v %v", st, got, err)
+	}
+	if got.Status != 503 || string(got.Body) != string(resp.Body) || got.Headers["Retry-After"] != "2" {
+		t.Fatalf("replayed %+v, want %+v", got, resp)
+	}
+	if st, _, _ = s.ClaimIdempotency(ctx, "gmo", "k1", "fp-b", time.Minute, time.Hour); st != store.IdemMismatch {
+		t.Fatalf("finished key with another fingerprint: %v", st)
+	}
+}
+
+func concurrentClaim(t *testing.T, s store.Store) {
+	const n = 50
+	var wins, inflight atomic.Int32
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			st, _, err := s.ClaimIdempotency(ctx, "gmo", "race", "fp", time.Minute, time.Hour)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			switch st {
+			case store.IdemNew:
+				wins.Add(1)
+			case store.IdemInFlight:
+				inflight.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	t.Logf("%d concurrent claims: %d won, %d in flight", n, wins.Load(), inflight.Load())
+	if wins.Load() != 1 || inflight.Load() != n-1 {
+		t.Fatalf("%d winners and %d in flight out of %d", wins.Load(), inflight.Load(), n)
+	}
+}
+
+func leaseExpiry(t *testing.T, s store.Store) {
+	lease := 300 * time.Millisecond
+	if st, _, _ := s.ClaimIdempotency(ctx, "gmo", "lease", "fp", lease, time.Hour); st != store.IdemNew {
+		t.Fatal("claim")
+	}
+	time.Sleep(lease + 100*time.Millisecond)
+	if st, _, _ := s.ClaimIdempotency(ctx, "gmo", "lease", "fp2", lease, time.Hour); st != store.IdemNew {
+		t.Fatalf("claim after the lease of a dead owner ran out: %v", st)
+	}
+	if err := s.FinishIdempotency(ctx, "gmo", "lease", store.Response{Status: 200, Body: []byte("{}")}, lease); err != nil {
+		t.Fatal(err)
+	}
+	if st, _, _ := s.ClaimIdempotency(ctx, "gmo", "lease", "fp2", lease, time.Hour); st != store.IdemReplay {
+		t.Fatalf("replay inside ttl: %v", st)
+	}
+	time.Sleep(lease + 100*time.Millisecond)
+	if st, _, _ := s.ClaimIdempotency(ctx, "gmo", "lease", "fp3", lease, time.Hour); st != store.IdemNew {
+		t.Fatalf("claim after the ttl: %v", st)
+	}
+}
+
+func release(t *testing.T, s store.Store) {
+	if st, _, _ := s.ClaimIdempotency(ctx, "gmo", "rel", "fp", time.Minute, time.Hour); st != store.IdemNew {
+		t.Fatal("claim")
+	}
+	if err := s.ReleaseIdempotency(ctx, "gmo", "rel"); err != nil {
+		t.Fatal(err)
+	}
+	if st, _, _ := s.ClaimIdempotency(ctx, "gmo", "rel", "other", time.Minute, time.Hour); st != store.IdemNew {
+		t.Fatalf("claim after release: %v", st)
+	}
+}
+
+func scopes(t *testing.T, s store.Store) {
+	for _, scope := range []string{"a", "b", "a:b", "a\x00"} {
+		if st, _, _ := s.ClaimIdempotency(ctx, scope, "same", "fp-"+scope, time.Minute, time.Hour); st != store.IdemNew {
+			t.Fatalf("scope %q shares keys with another", scope)
+		}
+	}
+}
+
+func payments(t *testing.T, s store.Store) {
+	if _, err := s.GetPayment(ctx, "gmo_none"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("missing record: %v", err)
+	}
+	base := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
+	for i := 0; i < 5; i++ {
+		rec := &store.PaymentRecord{ID: fmt.Sprintf("gmo_O-%d", i), Account: "gmo", Key: fmt.Sprintf("O-%d", i),
+			Status: "pending", Op: "create", Payment: []byte(`{"id":"x"}`), CreatedAt: base.Add(time.Duration(i) * time.Second), UpdatedAt: base}
+		if i%2 == 1 {
+			rec.Status = "unknown"
+		}
+		if err := s.PutPayment(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.GetPayment(ctx, "gmo_O-1")
+	if err != nil || got.Status != "unknown" || got.Key != "O-1" || got.Op != "create" || string(got.Payment) != `{"id":"x"}` || !got.CreatedAt.Equal(base.Add(time.Second)) {
+		t.Fatalf("read back %+v %v", got, err)
+	}
+	// Resolve two: they leave the unresolved list.
+	for _, id := range []string{"gmo_O-0", "gmo_O-3"} {
+		rec, _ := s.GetPayment(ctx, id)
+		rec.Status, rec.Attempts = "captured", 2
+		if err := s.PutPayment(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	un, err := s.Unresolved(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, r := range un {
+		ids = append(ids, r.ID)
+	}
+	if fmt.Sprint(ids) != "[gmo_O-1 gmo_O-2 gmo_O-4]" {
+		t.Fatalf("unresolved %v", ids)
+	}
+	if un, _ = s.Unresolved(ctx, 2); len(un) != 2 || un[0].ID != "gmo_O-1" {
+		t.Fatalf("limit 2: %d", len(un))
+	}
+	if r, _ := s.GetPayment(ctx, "gmo_O-3"); r.Attempts != 2 || r.Status != "captured" {
+		t.Fatalf("resolved record %+v", r)
+	}
+}
+
+func events(t *testing.T, s store.Store) {
+	now := time.Now().Truncate(time.Millisecond)
+	for i, d := range []time.Duration{-2 * time.Second, -time.Second, time.Hour} {
+		ev := &store.Event{ID: fmt.Sprintf("ev%d", i), Type: "payment.captured", Body: []byte(`{}`), NextTry: now.Add(d), CreatedAt: now.Add(time.Duration(i) * time.Millisecond)}
+		if err := s.AddEvent(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	due, err := s.DueEvents(ctx, now, 10)
+	if err != nil || len(due) != 2 || due[0].ID != "ev0" {
+		t.Fatalf("due %v %v", due, err)
+	}
+	due[0].Attempts, due[0].NextTry = 1, now.Add(time.Minute)
+	if err := s.UpdateEvent(ctx, due[0]); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteEvent(ctx, "ev1"); err != nil {
+		t.Fatal(err)
+	}
+	if due, _ = s.DueEvents(ctx, now, 10); len(due) != 0 {
+		t.Fatalf("still due: %d", len(due))
+	}
+	if due, _ = s.DueEvents(ctx, now.Add(2*time.Minute), 10); len(due) != 1 || due[0].Attempts != 1 {
+		t.Fatalf("after retry time: %+v", due)
+	}
+}
