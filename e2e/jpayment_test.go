@@ -168,3 +168,51 @@ func TestJPaymentThroughThePaynormBinary(t *testing.T) {
 		}
 	}
 }
+
+// A kickback whose event could not be delivered survives a paynorm restart
+// (bolt store) and is delivered by the next process.
+func TestKickbackEventSurvivesRestart(t *testing.T) {
+	rc := &webhookReceiver{t: t}
+	recv := httptest.NewServer(rc)
+	defer recv.Close()
+	api := freePort(t)
+	t.Setenv("PAYNORM_E2E_NOTIFY_SECRET", notifySecret)
+	cf := fmt.Sprintf(`{
+	admin {ADMIN}
+	auto_https off
+}
+:%[1]d {
+	paynorm {
+		store bolt %[2]s
+		notify_url %[3]s
+		notify_secret {env.PAYNORM_E2E_NOTIFY_SECRET}
+		account jp {
+			type jpayment
+			endpoint http://127.0.0.1:1
+			aid 123456
+		}
+	}
+}
+`, api, t.TempDir()+"/paynorm.db", recv.URL)
+	apiURL := fmt.Sprintf("http://127.0.0.1:%d", api)
+	first := start(t, cf, apiURL)
+	resp, err := http.Get(apiURL + "/v1/webhooks/jpayment?gid=7001&rst=2&ec=G5542G550000&cod=LINK-9&am=3000&tx=0&sf=0&ta=3000")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("kickback: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	eventually(t, "a failed delivery", func() bool { return rc.hits.Load() > 0 })
+	first.stop()
+
+	rc.up.Store(true)
+	second := start(t, cf, apiURL)
+	eventually(t, "delivery by the restarted paynorm", func() bool { return rc.find("payment.failed", true) != nil })
+	ev := rc.find("payment.failed", true)
+	if pay := ev["data"].(map[string]any)["payment"].(map[string]any); pay["id"] != "jp_7001" || pay["order_id"] != "LINK-9" {
+		t.Fatalf("event %v", ev)
+	}
+	// The payment record survived too.
+	if g := do(t, "GET", second.API+"/v1/payments/jp_7001", ""); g.Status != 200 || g.str("status") != "failed" {
+		t.Fatalf("get after restart: %d %s", g.Status, g.Body)
+	}
+}

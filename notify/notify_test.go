@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/paynorm/paynorm/store"
+	"github.com/paynorm/paynorm/store/bolt"
 )
 
 const secret = "whsec_test_0123456789"
@@ -156,4 +157,37 @@ func TestPendingEventsSurviveANewNotifier(t *testing.T) {
 	defer second.Stop()
 	waitFor(t, "both events", func() bool { return len(rc.ids()) == 2 })
 	waitFor(t, "outbox to empty", func() bool { return len(pending(t, st)) == 0 })
+}
+
+// The same over a bolt file closed and reopened in between: a real restart.
+func TestPendingEventsSurviveReopeningABoltStore(t *testing.T) {
+	path := t.TempDir() + "/paynorm.db"
+	st, err := bolt.Open(path, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := &receiver{t: t}
+	srv := httptest.NewServer(rc)
+	defer srv.Close()
+	first := New(Config{URL: srv.URL, Secret: secret, Store: st, MinBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond, Poll: 5 * time.Millisecond})
+	first.Start()
+	if err := first.Enqueue(context.Background(), &store.Event{ID: "evt_bolt", Type: "payment.captured", Body: []byte(`{"id":"evt_bolt"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a failed attempt", func() bool { return rc.hits.Load() > 0 })
+	first.Stop()
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	st, err = bolt.Open(path, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	rc.up.Store(true)
+	second := New(Config{URL: srv.URL, Secret: secret, Store: st, MinBackoff: time.Millisecond, Poll: 5 * time.Millisecond})
+	second.Start()
+	defer second.Stop()
+	waitFor(t, "delivery after reopening", func() bool { return len(rc.ids()) == 1 && rc.ids()[0] == "evt_bolt" })
 }
