@@ -249,6 +249,15 @@ func (h *Handler) applyKickback(ctx context.Context, account string, k *jpayment
 		return nil, err
 	}
 	now := time.Now().In(normalize.JST)
+	// A create whose answer never came has no gid yet: its write-ahead
+	// record is keyed by the order id (cod). This kickback settles it.
+	var settles *store.PaymentRecord
+	if !known && k.Cod != "" {
+		if rec, err := h.store.GetPayment(ctx, normalize.PaymentID(account, k.Cod)); err == nil &&
+			(rec.Status == normalize.StatusUnknown || rec.Status == normalize.StatusPending) {
+			settles = rec
+		}
+	}
 	if !known {
 		// A payment paynorm did not make (payment link, recurring charge).
 		// An unknown job reads as authorized: a capture then either works or
@@ -259,6 +268,8 @@ func (h *Handler) applyKickback(ctx context.Context, account string, k *jpayment
 		pay.Capture = normalize.CaptureManual
 		if k.Acid != "" {
 			pay.Capture = normalize.CaptureAutomatic // recurring charges are CAPTURE only
+		} else if seed := storedPayment(settles); seed != nil && seed.Capture != "" {
+			pay.Capture, pay.Metadata = seed.Capture, seed.Metadata
 		} else {
 			pay.ProviderData["capture_mode_unknown"] = true
 		}
@@ -300,6 +311,13 @@ func (h *Handler) applyKickback(ctx context.Context, account string, k *jpayment
 		}
 		if err := jpayment.SavePayment(ctx, h.store, account, k.GID, pay); err != nil {
 			return nil, err
+		}
+		if settles != nil {
+			settles.Status, settles.Op, settles.UpdatedAt, settles.NextCheck = pay.Status, "kickback", time.Now(), time.Time{}
+			settles.Payment, _ = json.Marshal(pay)
+			if err := h.store.PutPayment(ctx, settles); err != nil {
+				return nil, err
+			}
 		}
 	}
 	ev := &Event{Provider: account, Data: EventData{Payment: pay, Kickback: kickbackFields(k)}}
