@@ -344,7 +344,7 @@ func (h *Handler) createPayment(c *call) int {
 	seed := normalize.NewPayment(p.Account(), req.OrderID)
 	seed.SetAmounts(req.Amount, req.Tax, req.Shipping)
 	seed.Capture, seed.Metadata = req.Capture, req.Metadata
-	pay, err := h.recorded(ctx, p, req.OrderID, "create", seed, func(ctx context.Context) (*normalize.Payment, error) {
+	pay, err := h.recorded(ctx, p, providers.CreateRecordKey(p, req.OrderID), "create", seed, func(ctx context.Context) (*normalize.Payment, error) {
 		return p.CreatePayment(ctx, req)
 	})
 	return h.answer(w, rid, pay, err)

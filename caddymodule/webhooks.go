@@ -250,10 +250,11 @@ func (h *Handler) applyKickback(ctx context.Context, account string, k *jpayment
 	}
 	now := time.Now().In(normalize.JST)
 	// A create whose answer never came has no gid yet: its write-ahead
-	// record is keyed by the order id (cod). This kickback settles it.
+	// record is keyed by the order id (cod, see providers.CreateRecordKey).
+	// This kickback settles it.
 	var settles *store.PaymentRecord
 	if !known && k.Cod != "" {
-		if rec, err := h.store.GetPayment(ctx, normalize.PaymentID(account, k.Cod)); err == nil &&
+		if rec, err := h.store.GetPayment(ctx, normalize.PaymentID(account, providers.CreateRecordKey(h.providers[account], k.Cod))); err == nil &&
 			(rec.Status == normalize.StatusUnknown || rec.Status == normalize.StatusPending) {
 			settles = rec
 		}

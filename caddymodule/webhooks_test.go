@@ -371,7 +371,8 @@ func TestUnmarshalSandboxJPayment(t *testing.T) {
 	}
 }
 
-// A create whose answer was lost is recorded under its order id with status
+// A create whose answer was lost is recorded under its order id (in the
+// "order." namespace, providers.CreateRecordKey) with status
 // unknown; the kickback for that order settles it and keeps the capture mode.
 func TestKickbackSettlesAnUnknownCreate(t *testing.T) {
 	st := store.NewMemory()
@@ -380,7 +381,7 @@ func TestKickbackSettlesAnUnknownCreate(t *testing.T) {
 	pn := startPaynorm(t, h, st)
 	seed := []byte(`{"id":"","object":"payment","provider":"jp","order_id":"ORD-LOST","status":"unknown","amount":1000,"tax":0,"shipping":0,"total":1000,"capture":"manual","provider_data":{}}`)
 	now := time.Now()
-	if err := st.PutPayment(context.Background(), &store.PaymentRecord{ID: "jp_ORD-LOST", Account: "jp", Key: "ORD-LOST", Status: "unknown", Op: "create", Payment: seed, CreatedAt: now, UpdatedAt: now}); err != nil {
+	if err := st.PutPayment(context.Background(), &store.PaymentRecord{ID: "jp_order.ORD-LOST", Account: "jp", Key: "order.ORD-LOST", Status: "unknown", Op: "create", Payment: seed, CreatedAt: now, UpdatedAt: now}); err != nil {
 		t.Fatal(err)
 	}
 	resp, err := http.Get(pn.srv.URL + "/v1/webhooks/jpayment?gid=8080&rst=1&ap=123456&cod=ORD-LOST&am=1000&tx=0&sf=0&ta=1000")
@@ -388,7 +389,7 @@ func TestKickbackSettlesAnUnknownCreate(t *testing.T) {
 		t.Fatalf("%v %v", resp, err)
 	}
 	resp.Body.Close()
-	rec, err := st.GetPayment(context.Background(), "jp_ORD-LOST")
+	rec, err := st.GetPayment(context.Background(), "jp_order.ORD-LOST")
 	if err != nil || rec.Status != "authorized" || !strings.Contains(string(rec.Payment), `"id":"jp_8080"`) {
 		t.Fatalf("order record: %+v %v", rec, err)
 	}

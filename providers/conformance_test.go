@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -208,6 +209,33 @@ func TestDeclinesIdenticalAcrossProviders(t *testing.T) {
 			if e.Type != first.Type || e.Code != first.Code || e.HTTPStatus() != first.HTTPStatus() || e.Retryable != first.Retryable {
 				t.Errorf("%s: %s gives %s/%s, %s gives %s/%s", tok, providerCases[0].name, first.Type, first.Code,
 					providerCases[i].name, e.Type, e.Code)
+			}
+		}
+	}
+}
+
+// A create's write-ahead record never shares a key with a payment: GMO
+// payments are keyed by order id, j-payment ones by gid, so an all-digit
+// j-payment order id is namespaced.
+func TestCreateRecordKeyNeverCollidesWithPaymentKeys(t *testing.T) {
+	for _, pc := range providerCases {
+		p := pc.new(t)
+		r := createReq(1000, normalize.CaptureManual, "tok_visa")
+		r.Customer = &normalize.CustomerInfo{Email: "a@example.jp"}
+		pay, err := p.CreatePayment(context.Background(), r)
+		if err != nil {
+			t.Fatalf("%s: %v", pc.name, err)
+		}
+		k := key(t, pay)
+		rk := providers.CreateRecordKey(p, k)
+		switch pc.name {
+		case "gmo":
+			if rk != pay.OrderID {
+				t.Errorf("gmo: record key %q, want the order id %q", rk, pay.OrderID)
+			}
+		default:
+			if rk == k || !strings.HasPrefix(rk, "order.") {
+				t.Errorf("%s: record key %q for payment key %q", pc.name, rk, k)
 			}
 		}
 	}

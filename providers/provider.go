@@ -67,3 +67,18 @@ func Unsupported(account, what string) *normalize.Error {
 	e.Provider = account
 	return e
 }
+
+// KeyAssigner is implemented by providers whose payment key is assigned by
+// the provider on success (j-payment's gid) rather than being the order id.
+type KeyAssigner interface{ AssignsKey() bool }
+
+// CreateRecordKey is the key of a create's write-ahead record. For a
+// provider that assigns its own keys the order id is put in a namespace of
+// its own ('.' never occurs in order ids or gids), so an all-digit order id
+// can never collide with a payment's gid.
+func CreateRecordKey(p Provider, orderID string) string {
+	if k, ok := p.(KeyAssigner); ok && k.AssignsKey() {
+		return "order." + orderID
+	}
+	return orderID
+}

@@ -42,6 +42,10 @@ func (p *Provider) Kind() string { return "jpayment" }
 // Breaker is the account's breaker state.
 func (p *Provider) Breaker() string { return p.c.guard.State() }
 
+// AssignsKey tells the handler that j-payment names payments by gid, which
+// exists only after the call: create records are kept apart from gids.
+func (p *Provider) AssignsKey() bool { return true }
+
 // MaxOrderID is the byte limit of cod.
 const MaxOrderID = 50
 
