@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -45,7 +46,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		SiteID: "tsite1", SitePass: "sitepass", Timeout: caddy.Duration(12 * time.Second), Rate: 20.5, Burst: 40,
 		MaxWait: caddy.Duration(250 * time.Millisecond), BreakerFailures: 7, BreakerOpen: caddy.Duration(45 * time.Second),
 		SourceAddress: "127.0.0.2", ProxyURL: "http://127.0.0.1:3128"}
-	if h.Prefix != "/api/v1" || h.DefaultProvider != "main" || h.MaxBodyBytes != 1024 || len(h.Accounts) != 1 || h.Accounts[0] != want {
+	if h.Prefix != "/api/v1" || h.DefaultProvider != "main" || h.MaxBodyBytes != 1024 || len(h.Accounts) != 1 || !reflect.DeepEqual(h.Accounts[0], want) {
 		t.Fatalf("got %+v", h)
 	}
 }

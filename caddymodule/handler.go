@@ -113,6 +113,8 @@ func (h *Handler) newProvider(a *Account, st *accountState) (providers.Provider,
 		c := gmo.NewClient(gmo.Config{Account: a.Name, Endpoint: a.Endpoint, ShopID: a.ShopID, ShopPass: a.ShopPass,
 			SiteID: a.SiteID, SitePass: a.SitePass, Timeout: time.Duration(a.Timeout)}, st.transport, st.guard, observe)
 		return gmo.New(c), nil
+	case "gmo_ivr":
+		return newIVRProvider(a, st, observe), nil
 	}
 	return nil, fmt.Errorf("account %s: unknown type %q", a.Name, a.Type)
 }

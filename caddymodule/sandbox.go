@@ -20,7 +20,8 @@ func init() {
 }
 
 // Sandbox serves the built-in provider simulators so paynorm runs with no
-// provider account. It answers GMO's /payment/*.idPass and /sandbox/*.
+// provider account. It answers GMO's /payment/*.idPass and /sandbox/*, and the GMO IVR
+// API's /authorization/api/* and /sandbox/ivr/*.
 type Sandbox struct {
 	// Name keys the simulator's in-memory ledger, which survives config
 	// reloads (default "default").
@@ -29,12 +30,19 @@ type Sandbox struct {
 	SlowDelay caddy.Duration `json:"slow_delay,omitempty"`
 	// Shops restricts the accepted ShopID -> ShopPass pairs (default: any).
 	Shops map[string]string `json:"shops,omitempty"`
+	// IVRKeys restricts the IVR simulator's accepted apiKey -> apiPassword
+	// pairs (default: any non-empty pair).
+	IVRKeys map[string]string `json:"ivr_keys,omitempty"`
 
 	key string
 	gmo *sandbox.GMO
+	ivr *sandbox.IVR
 }
 
-type sandboxState struct{ gmo *sandbox.GMO }
+type sandboxState struct {
+	gmo *sandbox.GMO
+	ivr *sandbox.IVR
+}
 
 func (sandboxState) Destruct() error { return nil }
 
@@ -53,12 +61,16 @@ func (s *Sandbox) Provision(ctx caddy.Context) error {
 	}
 	s.key = "paynorm/sandbox/" + s.Name
 	v, _, err := pool.LoadOrNew(s.key, func() (caddy.Destructor, error) {
-		return sandboxState{gmo: sandbox.NewGMO()}, nil
+		g := sandbox.NewGMO()
+		return sandboxState{gmo: g, ivr: sandbox.NewIVR(g)}, nil
 	})
 	if err != nil {
 		return err
 	}
-	s.gmo = v.(sandboxState).gmo
+	s.gmo, s.ivr = v.(sandboxState).gmo, v.(sandboxState).ivr
+	if len(s.IVRKeys) > 0 {
+		s.ivr.Keys = s.IVRKeys
+	}
 	if s.SlowDelay > 0 {
 		s.gmo.SlowDelay = time.Duration(s.SlowDelay)
 	}
@@ -77,6 +89,10 @@ func (s *Sandbox) Cleanup() error {
 
 // ServeHTTP answers simulator requests.
 func (s *Sandbox) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	if s.ivr.Handles(r.URL.Path) {
+		s.ivr.ServeHTTP(w, r)
+		return nil
+	}
 	s.gmo.ServeHTTP(w, r)
 	return nil
 }
@@ -92,6 +108,7 @@ func parseSandbox(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //	paynorm_sandbox [<name>] {
 //	    slow_delay <duration>
 //	    shop <shop_id> <shop_pass>
+//	    ivr_key <api_key> <api_password>
 //	}
 func (s *Sandbox) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next()
@@ -119,6 +136,15 @@ func (s *Sandbox) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				s.Shops = map[string]string{}
 			}
 			s.Shops[id] = pass
+		case "ivr_key":
+			var key, pass string
+			if !d.Args(&key, &pass) {
+				return d.ArgErr()
+			}
+			if s.IVRKeys == nil {
+				s.IVRKeys = map[string]string{}
+			}
+			s.IVRKeys[key] = pass
 		default:
 			return d.Errf("unrecognized paynorm_sandbox option %q", d.Val())
 		}
