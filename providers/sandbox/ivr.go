@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"unicode/utf8"
 
 	"github.com/paynorm/paynorm/normalize"
@@ -32,6 +33,16 @@ type IVR struct {
 	orders map[string]*ivrOrder
 	seq    int64
 	faults faultQueue
+	calls  sync.Map // api -> *atomic.Int64
+}
+
+// Calls reports how many requests reached api.
+func (v *IVR) Calls(api string) int64 {
+	c, ok := v.calls.Load(api)
+	if !ok {
+		return 0
+	}
+	return c.(*atomic.Int64).Load()
 }
 
 // Outcomes of a simulated call, besides any magic token name (tok_visa,
@@ -43,7 +54,8 @@ const (
 	OutcomeEntryError = "entry_error" // EntryTran fails (order id already used)
 )
 
-// FaultResult90 makes the next call of an API answer result code 90.
+// FaultResult90 makes the next call of an API answer result code 90; any
+// "result_<code>" kind answers that code (30, 31, 32 with a message list).
 const FaultResult90 = "result_90"
 
 type ivrOrder struct {
@@ -83,9 +95,15 @@ func (v *IVR) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
+	c, _ := v.calls.LoadOrStore(api, new(atomic.Int64))
+	c.(*atomic.Int64).Add(1)
 	if f, ok := v.faults.take(api); ok {
-		if f.Kind == FaultResult90 {
-			writeIVR(w, map[string]any{"resultCode": gmoivr.ResultSystemError})
+		if code, ok := strings.CutPrefix(f.Kind, "result_"); ok {
+			out := map[string]any{"resultCode": code}
+			if code == "30" || code == "31" || code == "32" {
+				out["errorMessageList"] = []string{"利用金額が正しくありません。", "支払回数が正しくありません。"}
+			}
+			writeIVR(w, out)
 			return
 		}
 		if f.before(w) {
