@@ -18,4 +18,8 @@ go test -race -count=1 -timeout 20m ./...
 FUZZTIME="${FUZZTIME:-10s}"
 go test ./normalize   -run '^$' -fuzz '^FuzzDecodeCreatePayment$' -fuzztime "$FUZZTIME"
 go test ./providers/gmo -run '^$' -fuzz '^FuzzParseResponse$'      -fuzztime "$FUZZTIME"
+go test ./providers/gmo -run '^$' -fuzz '^FuzzParseCards$'         -fuzztime "$FUZZTIME"
+go test ./providers/gmoivr -run '^$' -fuzz '^FuzzSearchResponse$'  -fuzztime "$FUZZTIME"
+go test ./normalize   -run '^$' -fuzz '^FuzzDecodeAddCard$'        -fuzztime "$FUZZTIME"
+go test ./normalize   -run '^$' -fuzz '^FuzzDecodePhone$'          -fuzztime "$FUZZTIME"
 go test ./caddymodule -run '^$' -fuzz '^FuzzCanonicalJSON$'        -fuzztime "$FUZZTIME"

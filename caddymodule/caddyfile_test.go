@@ -135,3 +135,45 @@ func TestDefaultCaddyfileAdaptsToGolden(t *testing.T) {
 		}
 	}
 }
+
+func TestUnmarshalCaddyfileIVRAndPassthrough(t *testing.T) {
+	d := caddyfile.NewTestDispenser(`paynorm {
+		account gmo {
+			type gmo
+			shop_id s
+			shop_pass p
+			passthrough_apis EntryTran ExecTran
+			passthrough_apis AlterTran
+		}
+		account ivr {
+			type gmo_ivr
+			endpoint production
+			api_key {env.GMO_IVR_API_KEY}
+			api_password {env.GMO_IVR_API_PASSWORD}
+			shop_id s
+			site_id t
+		}
+	}`)
+	var h Handler
+	if err := h.UnmarshalCaddyfile(d); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.Accounts[0].PassthroughAPIs; !reflect.DeepEqual(got, []string{"EntryTran", "ExecTran", "AlterTran"}) {
+		t.Fatal(got)
+	}
+	want := Account{Name: "ivr", Type: "gmo_ivr", Endpoint: "production", APIKey: "{env.GMO_IVR_API_KEY}", APIPassword: "{env.GMO_IVR_API_PASSWORD}", ShopID: "s", SiteID: "t"}
+	if !reflect.DeepEqual(h.Accounts[1], want) {
+		t.Fatalf("%+v", h.Accounts[1])
+	}
+	if err := want.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	want.APIPassword = ""
+	if err := want.Validate(); err == nil {
+		t.Fatal("gmo_ivr without api_password accepted")
+	}
+	var bad Handler
+	if err := bad.UnmarshalCaddyfile(caddyfile.NewTestDispenser("paynorm {\n account a {\n passthrough_apis\n }\n}")); err == nil {
+		t.Fatal("empty passthrough_apis accepted")
+	}
+}
