@@ -37,8 +37,9 @@ func (h *Handler) phoneProvider(c *call, bodyProvider string) (providers.PhoneAu
 	if name == "" {
 		name = bodyProvider
 	}
-	if name == "" && h.DefaultProvider == "" {
-		// With several accounts, the only IVR account is the natural pick.
+	if name == "" {
+		// The only IVR account is the natural pick, whatever the default
+		// account for card payments is.
 		var ivr []string
 		for _, n := range h.order {
 			if _, ok := h.providers[n].(providers.PhoneAuthorizations); ok {
