@@ -20,4 +20,8 @@ go test ./normalize   -run '^$' -fuzz '^FuzzDecodeCreatePayment$' -fuzztime "$FU
 go test ./providers/gmo -run '^$' -fuzz '^FuzzParseResponse$'      -fuzztime "$FUZZTIME"
 go test ./providers/jpayment -run '^$' -fuzz '^FuzzParseAnswer$'   -fuzztime "$FUZZTIME"
 go test ./providers/jpayment -run '^$' -fuzz '^FuzzParseKickback$' -fuzztime "$FUZZTIME"
+go test ./providers/gmo -run '^$' -fuzz '^FuzzParseCards$'         -fuzztime "$FUZZTIME"
+go test ./providers/gmoivr -run '^$' -fuzz '^FuzzSearchResponse$'  -fuzztime "$FUZZTIME"
+go test ./normalize   -run '^$' -fuzz '^FuzzDecodeAddCard$'        -fuzztime "$FUZZTIME"
+go test ./normalize   -run '^$' -fuzz '^FuzzDecodePhone$'          -fuzztime "$FUZZTIME"
 go test ./caddymodule -run '^$' -fuzz '^FuzzCanonicalJSON$'        -fuzztime "$FUZZTIME"

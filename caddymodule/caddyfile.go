@@ -34,7 +34,7 @@ func parsePaynorm(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //	    store            bolt [<path>] | memory | redis <addr>... [{ username, password, db, prefix }]
 //	    resolve_after    <duration>
 //	    account <name> {
-//	        type            gmo|jpayment
+//	        type            gmo|jpayment|gmo_ivr
 //	        aid             <j-payment shop id>
 //	        endpoint        test|production|<url>
 //	        shop_id         <id>
@@ -47,6 +47,9 @@ func parsePaynorm(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //	        breaker         <consecutive-failures> [<open-duration>]
 //	        source_address  <ip>
 //	        proxy_url       <url>
+//	        api_key         <key>             (gmo_ivr)
+//	        api_password    <password>        (gmo_ivr)
+//	        passthrough_apis <Api...>         (gmo: POST /v1/gmo/{Api})
 //	    }
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
@@ -127,7 +130,8 @@ func parseAccount(d *caddyfile.Dispenser, a *Account) error {
 	str := map[string]*string{
 		"type": &a.Type, "endpoint": &a.Endpoint, "shop_id": &a.ShopID, "shop_pass": &a.ShopPass,
 		"site_id": &a.SiteID, "site_pass": &a.SitePass, "source_address": &a.SourceAddress, "proxy_url": &a.ProxyURL,
-		"aid": &a.AID,
+		"aid":     &a.AID,
+		"api_key": &a.APIKey, "api_password": &a.APIPassword,
 	}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		opt := d.Val()
@@ -168,6 +172,11 @@ func parseAccount(d *caddyfile.Dispenser, a *Account) error {
 				}
 				a.Burst = b
 			}
+		case "passthrough_apis":
+			if len(args) == 0 {
+				return d.ArgErr()
+			}
+			a.PassthroughAPIs = append(a.PassthroughAPIs, args...)
 		case "breaker":
 			if len(args) < 1 || len(args) > 2 {
 				return d.ArgErr()

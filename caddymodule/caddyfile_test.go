@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -45,7 +46,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		SiteID: "tsite1", SitePass: "sitepass", Timeout: caddy.Duration(12 * time.Second), Rate: 20.5, Burst: 40,
 		MaxWait: caddy.Duration(250 * time.Millisecond), BreakerFailures: 7, BreakerOpen: caddy.Duration(45 * time.Second),
 		SourceAddress: "127.0.0.2", ProxyURL: "http://127.0.0.1:3128"}
-	if h.Prefix != "/api/v1" || h.DefaultProvider != "main" || h.MaxBodyBytes != 1024 || len(h.Accounts) != 1 || h.Accounts[0] != want {
+	if h.Prefix != "/api/v1" || h.DefaultProvider != "main" || h.MaxBodyBytes != 1024 || len(h.Accounts) != 1 || !reflect.DeepEqual(h.Accounts[0], want) {
 		t.Fatalf("got %+v", h)
 	}
 }
@@ -132,5 +133,47 @@ func TestDefaultCaddyfileAdaptsToGolden(t *testing.T) {
 		if !strings.Contains(pretty.String(), s) {
 			t.Errorf("adapted config lacks %s", s)
 		}
+	}
+}
+
+func TestUnmarshalCaddyfileIVRAndPassthrough(t *testing.T) {
+	d := caddyfile.NewTestDispenser(`paynorm {
+		account gmo {
+			type gmo
+			shop_id s
+			shop_pass p
+			passthrough_apis EntryTran ExecTran
+			passthrough_apis AlterTran
+		}
+		account ivr {
+			type gmo_ivr
+			endpoint production
+			api_key {env.GMO_IVR_API_KEY}
+			api_password {env.GMO_IVR_API_PASSWORD}
+			shop_id s
+			site_id t
+		}
+	}`)
+	var h Handler
+	if err := h.UnmarshalCaddyfile(d); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.Accounts[0].PassthroughAPIs; !reflect.DeepEqual(got, []string{"EntryTran", "ExecTran", "AlterTran"}) {
+		t.Fatal(got)
+	}
+	want := Account{Name: "ivr", Type: "gmo_ivr", Endpoint: "production", APIKey: "{env.GMO_IVR_API_KEY}", APIPassword: "{env.GMO_IVR_API_PASSWORD}", ShopID: "s", SiteID: "t"}
+	if !reflect.DeepEqual(h.Accounts[1], want) {
+		t.Fatalf("%+v", h.Accounts[1])
+	}
+	if err := want.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	want.APIPassword = ""
+	if err := want.Validate(); err == nil {
+		t.Fatal("gmo_ivr without api_password accepted")
+	}
+	var bad Handler
+	if err := bad.UnmarshalCaddyfile(caddyfile.NewTestDispenser("paynorm {\n account a {\n passthrough_apis\n }\n}")); err == nil {
+		t.Fatal("empty passthrough_apis accepted")
 	}
 }

@@ -17,7 +17,8 @@ type Account struct {
 	// payment ids: lower-case letters, digits and '-'.
 	Name string `json:"name"`
 	// Type is the provider protocol: "gmo" (card protocol API) or
-	// "jpayment" (ROBOT PAYMENT card gateway).
+	// "jpayment" (ROBOT PAYMENT card gateway) or "gmo_ivr" (GMO IVR phone
+	// payments).
 	Type string `json:"type"`
 	// Endpoint is "test", "production" or a base URL (the sandbox). j-payment
 	// has only production (https://credit.j-payment.co.jp), the default.
@@ -50,6 +51,14 @@ type Account struct {
 	SourceAddress string `json:"source_address,omitempty"`
 	// ProxyURL sends provider traffic through this HTTP CONNECT proxy.
 	ProxyURL string `json:"proxy_url,omitempty"`
+	// APIKey is the GMO IVR API key (type gmo_ivr). Never logged.
+	APIKey string `json:"api_key,omitempty"`
+	// APIPassword is the GMO IVR API password (type gmo_ivr). Never logged.
+	APIPassword string `json:"api_password,omitempty"`
+	// PassthroughAPIs are the GMO .idPass APIs POST /v1/gmo/{Api} may call
+	// with this account (type gmo). Empty means the read-and-pay default:
+	// EntryTran ExecTran SearchTrade SearchMember SearchCard.
+	PassthroughAPIs []string `json:"passthrough_apis,omitempty"`
 }
 
 var accountName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,31}$`)
@@ -68,8 +77,12 @@ func (a *Account) Validate() error {
 		if a.AID == "" {
 			return fmt.Errorf("account %s: aid is required", a.Name)
 		}
+	case "gmo_ivr":
+		if a.APIKey == "" || a.APIPassword == "" {
+			return fmt.Errorf("account %s: api_key and api_password are required", a.Name)
+		}
 	default:
-		return fmt.Errorf("account %s: unknown type %q (known: gmo, jpayment)", a.Name, a.Type)
+		return fmt.Errorf("account %s: unknown type %q (known: gmo, jpayment, gmo_ivr)", a.Name, a.Type)
 	}
 	if a.Rate < 0 || a.Burst < 0 {
 		return fmt.Errorf("account %s: rate and burst must not be negative", a.Name)
@@ -79,7 +92,7 @@ func (a *Account) Validate() error {
 
 // replace expands {env.*} and other global placeholders in every string.
 func (a *Account) replace(repl *caddy.Replacer) {
-	for _, p := range []*string{&a.Endpoint, &a.ShopID, &a.ShopPass, &a.SiteID, &a.SitePass, &a.SourceAddress, &a.ProxyURL, &a.AID} {
+	for _, p := range []*string{&a.Endpoint, &a.ShopID, &a.ShopPass, &a.SiteID, &a.SitePass, &a.SourceAddress, &a.ProxyURL, &a.AID, &a.APIKey, &a.APIPassword} {
 		*p = strings.TrimSpace(repl.ReplaceAll(*p, ""))
 	}
 }

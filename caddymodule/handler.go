@@ -135,6 +135,8 @@ func (h *Handler) newProvider(a *Account, st *accountState) (providers.Provider,
 		p := jpayment.New(c, nil) // the store comes after the accounts: see startWebhooks
 		h.webhooks.jpayment = append(h.webhooks.jpayment, p)
 		return p, nil
+	case "gmo_ivr":
+		return newIVRProvider(a, st, observe), nil
 	}
 	return nil, fmt.Errorf("account %s: unknown type %q", a.Name, a.Type)
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -64,7 +65,7 @@ func (h *Handler) serveRoute(rt apiRoute, c *call) int {
 		return rt.serve(h, c)
 	}
 	ctx := context.WithoutCancel(c.ctx)
-	fp := fingerprint(c.r.Method, rt.Name, c.params["id"], body)
+	fp := fingerprint(c.r.Method, rt.Name, routeParams(c.params), body)
 	state, prev, err := h.store.ClaimIdempotency(ctx, scope, key, fp, idempotencyLease, idempotencyTTL)
 	if err != nil {
 		h.logger.Error("idempotency store failed", zap.String("request_id", c.rid), zap.Error(err))
@@ -114,7 +115,7 @@ func (h *Handler) serveRoute(rt apiRoute, c *call) int {
 
 // idemScope is the account the request acts on: keys are per account.
 func (h *Handler) idemScope(rt apiRoute, c *call, body []byte) string {
-	if id := c.params["id"]; id != "" {
+	if id := c.params["id"]; id != "" && strings.HasPrefix(rt.Pattern, "payments/") {
 		account, _, ok := normalize.SplitPaymentID(id)
 		if _, configured := h.providers[account]; ok && configured {
 			return account
@@ -125,6 +126,9 @@ func (h *Handler) idemScope(rt apiRoute, c *call, body []byte) string {
 		Provider string `json:"provider"`
 	}
 	_ = json.Unmarshal(body, &named)
+	if q := c.r.URL.Query().Get("provider"); q != "" {
+		named.Provider = q
+	}
 	p, err := h.pick(named.Provider)
 	if err != nil {
 		return ""

@@ -21,8 +21,9 @@ func init() {
 }
 
 // Sandbox serves the built-in provider simulators so paynorm runs with no
-// provider account. It answers GMO's /payment/*.idPass and /sandbox/*, and
-// j-payment's /gateway/*.aspx.
+// provider account. It answers GMO's /payment/*.idPass and /sandbox/*,
+// j-payment's /gateway/*.aspx, and the GMO IVR API's /authorization/api/*
+// and /sandbox/ivr/*.
 type Sandbox struct {
 	// Name keys the simulator's in-memory ledger, which survives config
 	// reloads (default "default").
@@ -37,15 +38,20 @@ type Sandbox struct {
 	// JPaymentAllowedIP is the only source address the j-payment simulator
 	// accepts; others get ER:ER003 (default: any).
 	JPaymentAllowedIP string `json:"jpayment_allowed_ip,omitempty"`
+	// IVRKeys restricts the IVR simulator's accepted apiKey -> apiPassword
+	// pairs (default: any non-empty pair).
+	IVRKeys map[string]string `json:"ivr_keys,omitempty"`
 
 	key string
 	gmo *sandbox.GMO
 	jp  *sandbox.JPayment
+	ivr *sandbox.IVR
 }
 
 type sandboxState struct {
 	gmo *sandbox.GMO
 	jp  *sandbox.JPayment
+	ivr *sandbox.IVR
 }
 
 func (sandboxState) Destruct() error { return nil }
@@ -65,13 +71,18 @@ func (s *Sandbox) Provision(ctx caddy.Context) error {
 	}
 	s.key = "paynorm/sandbox/" + s.Name
 	v, _, err := pool.LoadOrNew(s.key, func() (caddy.Destructor, error) {
-		return sandboxState{gmo: sandbox.NewGMO(), jp: sandbox.NewJPayment()}, nil
+		g := sandbox.NewGMO()
+		return sandboxState{gmo: g, jp: sandbox.NewJPayment(), ivr: sandbox.NewIVR(g)}, nil
 	})
 	if err != nil {
 		return err
 	}
-	s.gmo, s.jp = v.(sandboxState).gmo, v.(sandboxState).jp
+	state := v.(sandboxState)
+	s.gmo, s.jp, s.ivr = state.gmo, state.jp, state.ivr
 	s.jp.KickbackURL, s.jp.AllowedIP = s.JPaymentKickbackURL, s.JPaymentAllowedIP
+	if len(s.IVRKeys) > 0 {
+		s.ivr.Keys = s.IVRKeys
+	}
 	if s.SlowDelay > 0 {
 		s.gmo.SlowDelay = time.Duration(s.SlowDelay)
 	}
@@ -94,6 +105,10 @@ func (s *Sandbox) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 		s.jp.ServeHTTP(w, r)
 		return nil
 	}
+	if s.ivr.Handles(r.URL.Path) {
+		s.ivr.ServeHTTP(w, r)
+		return nil
+	}
 	s.gmo.ServeHTTP(w, r)
 	return nil
 }
@@ -111,6 +126,7 @@ func parseSandbox(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //	    shop <shop_id> <shop_pass>
 //	    jpayment_kickback <url>
 //	    jpayment_allowed_ip <ip>
+//	    ivr_key <api_key> <api_password>
 //	}
 func (s *Sandbox) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next()
@@ -146,6 +162,15 @@ func (s *Sandbox) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if !d.Args(&s.JPaymentAllowedIP) {
 				return d.ArgErr()
 			}
+		case "ivr_key":
+			var key, pass string
+			if !d.Args(&key, &pass) {
+				return d.ArgErr()
+			}
+			if s.IVRKeys == nil {
+				s.IVRKeys = map[string]string{}
+			}
+			s.IVRKeys[key] = pass
 		default:
 			return d.Errf("unrecognized paynorm_sandbox option %q", d.Val())
 		}

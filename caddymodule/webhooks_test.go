@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -343,7 +344,7 @@ func TestUnmarshalCaddyfileJPayment(t *testing.T) {
 	}
 	want := Account{Name: "jp", Type: "jpayment", AID: "{env.JPAYMENT_AID}", Endpoint: "production", Timeout: caddy.Duration(20 * time.Second),
 		Rate: 5, BreakerFailures: 3, BreakerOpen: caddy.Duration(time.Minute), SourceAddress: "192.0.2.10", ProxyURL: "http://proxy.internal:3128"}
-	if h.NotifyURL != "{env.NOTIFY_URL}" || h.NotifySecret != "{env.NOTIFY_SECRET}" || len(h.KickbackAllow) != 2 || len(h.Accounts) != 1 || h.Accounts[0] != want {
+	if h.NotifyURL != "{env.NOTIFY_URL}" || h.NotifySecret != "{env.NOTIFY_SECRET}" || len(h.KickbackAllow) != 2 || len(h.Accounts) != 1 || !reflect.DeepEqual(h.Accounts[0], want) {
 		t.Fatalf("got %+v", h)
 	}
 	if err := (&Account{Name: "jp", Type: "jpayment"}).Validate(); err == nil || !strings.Contains(err.Error(), "aid") {

@@ -55,7 +55,9 @@ func TestReloadKeepsBreakerAndMetrics(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("reload: %d %s", resp.StatusCode, body)
 	}
-	// The old server closed its idle keep-alive connections.
+	// The old servers close their idle keep-alive connections after /load
+	// answers; a POST on such a connection fails with EOF and is not retried
+	// by net/http, so start on fresh connections.
 	http.DefaultClient.CloseIdleConnections()
 	if a := do(t, "POST", api+"/payments", `{"provider":"gmo-fragile","amount":100,"payment_method":{"token":"tok_visa"}}`); a.str("error", "code") != "circuit_open" {
 		t.Fatalf("breaker state lost in reload: %s", a.Body)

@@ -114,6 +114,7 @@ var catalog = map[string]entry{
 	"unsupported":           {TypeInvalidRequest, 422, false, "This operation is not supported by the provider.", "この操作は指定された決済代行会社では利用できません。"},
 	"unknown_provider":      {TypeInvalidRequest, 400, false, "No provider account of that name is configured.", "指定された決済代行会社アカウントは設定されていません。"},
 	"order_id_exists":       {TypeInvalidRequest, 409, false, "A payment with this order ID already exists.", "このオーダーIDの取引はすでに存在します。"},
+	"customer_exists":       {TypeInvalidRequest, 409, false, "A customer with this ID already exists.", "この会員IDの会員はすでに存在します。"},
 	"already_captured":      {TypeInvalidRequest, 409, false, "The payment has already been captured.", "この取引はすでに売上確定済みです。"},
 	"already_processed":     {TypeInvalidRequest, 409, false, "The payment has already been processed.", "この取引はすでに決済が終了しています。"},
 	"not_capturable":        {TypeInvalidRequest, 409, false, "The payment cannot be captured in its current state.", "この取引は現在の状態では売上確定できません。"},

@@ -14,7 +14,8 @@ var exact = map[string]string{
 	"E01110010": "resource_missing",
 	"E01240002": "resource_missing",
 	"E01390002": "resource_missing",
-	"E01390010": "resource_missing",
+	"E01390010": "customer_exists", // SaveMember: member already registered
+	"E01220010": "customer_exists", // duplicate member id
 	"E01410010": "invalid_state",
 	"E01420010": "authorization_expired",
 	"E01030061": "provider_misconfigured",

@@ -84,6 +84,7 @@ type trade struct {
 	method, payTimes          string
 	tranID, approve, forward  string
 	cardNo, expire, memberID  string
+	number                    string // full number of a token payment, for TradedCard
 	clientFields              [3]string
 	processed                 time.Time
 	execs                     int // ExecTran calls that charged (for tests)
@@ -391,6 +392,9 @@ func (g *GMO) execTran(f map[string]string) (out []gmo.Param, after func()) {
 	t.approve = strconv.Itoa(1000000 + int(g.seq.Load()%9000000))
 	t.forward = "2a99662"
 	t.cardNo = normalize.MaskNumber(card.Number)
+	if f["MemberID"] == "" {
+		t.number = card.Number
+	}
 	t.expire = card.Expire
 	t.processed = now
 	t.execs++

@@ -106,6 +106,8 @@ func (g *GMO) memberAPI(api string, f map[string]string) []gmo.Param {
 		return g.saveCard(m, f)
 	case "SearchCard":
 		return searchCard(m, f)
+	case "TradedCard":
+		return g.tradedCard(m, f)
 	case "DeleteCard":
 		seq, err := strconv.Atoi(f["CardSeq"])
 		if err != nil {
@@ -199,5 +201,37 @@ func searchCard(m *member, f map[string]string) []gmo.Param {
 		{Key: "Expire", Value: col(func(c *storedCard) string { return c.expire })},
 		{Key: "HolderName", Value: col(func(c *storedCard) string { return c.holder })},
 		{Key: "DeleteFlag", Value: col(func(c *storedCard) string { return "0" })},
+		{Key: "Brand", Value: col(func(c *storedCard) string { return normalize.BrandFromNumber(c.number) })},
 	}
+}
+
+// tradedCard stores the card an executed order was paid with (決済後カード登録).
+// Callers hold g.mu.
+func (g *GMO) tradedCard(m *member, f map[string]string) []gmo.Param {
+	if e := g.shopOK(f); e != nil {
+		return e
+	}
+	if f["OrderID"] == "" {
+		return errs("E01040001")
+	}
+	t := g.trades[f["ShopID"]+"/"+f["OrderID"]]
+	if t == nil {
+		return errs("E01110002")
+	}
+	if t.number == "" {
+		// never executed, or paid with a stored card: nothing to keep
+		return errs("E11010002")
+	}
+	if len(f["HolderName"]) > 50 {
+		return errs("E01480008")
+	}
+	if f["DefaultFlag"] == "1" {
+		for _, c := range m.cards {
+			c.deflt = false
+		}
+	}
+	sc := &storedCard{seq: len(m.cards), number: t.number, expire: t.expire, holder: f["HolderName"],
+		name: f["CardName"], deflt: f["DefaultFlag"] == "1"}
+	m.cards = append(m.cards, sc)
+	return []gmo.Param{{Key: "CardSeq", Value: strconv.Itoa(sc.seq)}, {Key: "CardNo", Value: normalize.MaskNumber(t.number)}, {Key: "Forward", Value: t.forward}}
 }
