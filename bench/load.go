@@ -53,6 +53,25 @@ func (s *sample) rate() float64 {
 	return float64(s.n) / s.elapsed.Seconds()
 }
 
+// merge adds another run of the same scenario; call sort afterwards.
+func (s *sample) merge(o sample) {
+	s.n += o.n
+	s.errs += o.errs
+	if s.firstErr == nil {
+		s.firstErr = o.firstErr
+	}
+	s.elapsed += o.elapsed
+	s.latencies = append(s.latencies, o.latencies...)
+	if s.cpu == nil {
+		s.cpu = map[string]time.Duration{}
+	}
+	for k, v := range o.cpu {
+		s.cpu[k] += v
+	}
+}
+
+func (s *sample) sort() { slices.Sort(s.latencies) }
+
 // pct returns the p-th percentile (0 < p < 100) by nearest rank.
 func (s *sample) pct(p float64) time.Duration {
 	if len(s.latencies) == 0 {
