@@ -2,6 +2,7 @@ package gmo_test
 
 import (
 	"context"
+	"net/http/httptest"
 	"strconv"
 	"testing"
 	"time"
@@ -11,7 +12,6 @@ import (
 	"github.com/paynorm/paynorm/providers/gmo"
 	"github.com/paynorm/paynorm/providers/sandbox"
 	"github.com/paynorm/paynorm/resilience"
-	"net/http/httptest"
 )
 
 // The provider's hot path over real loopback HTTP against the simulator,
