@@ -22,15 +22,20 @@ type op func(ctx context.Context) error
 // (the capture phase ran out of authorized payments).
 var errExhausted = errors.New("no work left")
 
-// newClient is the generator's client: enough idle and parallel keep-alive
-// connections for every worker, so no request pays for a new connection.
-func newClient(conns int) *http.Client {
+// newClient is the generator's client: enough idle keep-alive connections
+// for every worker, so no request pays for a new connection. maxConns > 0
+// caps connections per server: when a server stalls, an open-loop phase
+// queues its requests in the pool (their latency still counts from the
+// scheduled send) instead of dialing thousands of sockets at once, whose
+// SYNs overflow the listen queue and come back 1 s or 3 s later.
+func newClient(conns, maxConns int) *http.Client {
 	return &http.Client{
 		Timeout: 60 * time.Second,
 		Transport: &http.Transport{
 			DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 			MaxIdleConns:        conns,
 			MaxIdleConnsPerHost: conns,
+			MaxConnsPerHost:     maxConns,
 			IdleConnTimeout:     90 * time.Second,
 			DisableCompression:  true,
 		},
