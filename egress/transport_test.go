@@ -26,7 +26,8 @@ func TestTransportCarriesMessagesLargerThanItsBuffers(t *testing.T) {
 	defer tr.CloseIdleConnections()
 	c := &http.Client{Transport: tr}
 	req := bytes.Repeat([]byte("ShopID=tshop00000001&"), 500) // ~10 KiB
-	for range 3 {                                             // the same keep-alive connection, reused
+	// Three times over the same keep-alive connection.
+	for range 3 {
 		resp, err := c.Post(srv.URL, "application/x-www-form-urlencoded", bytes.NewReader(req))
 		if err != nil {
 			t.Fatal(err)
