@@ -18,3 +18,4 @@ go test -race -count=1 -timeout 20m ./...
 FUZZTIME="${FUZZTIME:-10s}"
 go test ./normalize   -run '^$' -fuzz '^FuzzDecodeCreatePayment$' -fuzztime "$FUZZTIME"
 go test ./providers/gmo -run '^$' -fuzz '^FuzzParseResponse$'      -fuzztime "$FUZZTIME"
+go test ./providers/gmo -run '^$' -fuzz '^FuzzAppendForm$'         -fuzztime "$FUZZTIME"
