@@ -25,3 +25,4 @@ go test ./providers/gmoivr -run '^$' -fuzz '^FuzzSearchResponse$'  -fuzztime "$F
 go test ./normalize   -run '^$' -fuzz '^FuzzDecodeAddCard$'        -fuzztime "$FUZZTIME"
 go test ./normalize   -run '^$' -fuzz '^FuzzDecodePhone$'          -fuzztime "$FUZZTIME"
 go test ./caddymodule -run '^$' -fuzz '^FuzzCanonicalJSON$'        -fuzztime "$FUZZTIME"
+go test ./providers/gmo -run '^$' -fuzz '^FuzzAppendForm$'         -fuzztime "$FUZZTIME"

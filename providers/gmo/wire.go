@@ -6,10 +6,13 @@ package gmo
 import (
 	"bytes"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"unicode/utf8"
+	"unsafe"
 
+	"golang.org/x/text/encoding"
 	"golang.org/x/text/encoding/japanese"
 )
 
@@ -39,18 +42,45 @@ func AppendForm(dst []byte, params []Param) ([]byte, error) {
 		first = false
 		dst = appendEscaped(dst, p.Key)
 		dst = append(dst, '=')
-		v := p.Value
-		if !isASCII(v) {
-			enc, err := japanese.ShiftJIS.NewEncoder().String(v)
-			if err != nil {
-				return dst, ErrNotShiftJIS
-			}
-			v = enc
+		if isASCII(p.Value) {
+			dst = appendEscaped(dst, p.Value)
+			continue
 		}
-		dst = appendEscaped(dst, v)
+		var err error
+		if dst, err = appendEscapedSJIS(dst, p.Value); err != nil {
+			return dst, err
+		}
 	}
 	return dst, nil
 }
+
+// sjisScratch holds a reusable encoder and buffers, so Japanese text costs
+// no allocation per request either.
+type sjisScratch struct {
+	enc      *encoding.Encoder
+	src, out []byte
+}
+
+var sjisPool = sync.Pool{New: func() any { return &sjisScratch{enc: japanese.ShiftJIS.NewEncoder()} }}
+
+// appendEscapedSJIS transcodes v to Shift_JIS and percent-encodes it. A
+// Shift_JIS encoding is never longer than the UTF-8 text, so one pass fits.
+func appendEscapedSJIS(dst []byte, v string) ([]byte, error) {
+	s := sjisPool.Get().(*sjisScratch)
+	defer sjisPool.Put(s)
+	s.enc.Reset()
+	s.src = append(s.src[:0], v...)
+	s.out = slices.Grow(s.out[:0], len(v))[:len(v)]
+	n, _, err := s.enc.Transform(s.out, s.src, true)
+	if err != nil {
+		return dst, ErrNotShiftJIS
+	}
+	return appendEscaped(dst, unsafeString(s.out[:n])), nil
+}
+
+// unsafeString views b as a string for the duration of a call that only
+// reads it.
+func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 func isASCII(s string) bool {
 	for i := 0; i < len(s); i++ {
@@ -140,7 +170,8 @@ func ParseResponse(body []byte) (Values, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make(Values, 16)
+	// Sized to the answer so the map never grows while filling.
+	out := make(Values, strings.Count(text, "&")+1)
 	last := ""
 	for piece := range strings.SplitSeq(text, "&") {
 		k, val, hasEq := strings.Cut(piece, "=")

@@ -1,0 +1,42 @@
+//go:build linux
+
+package main
+
+import (
+	"os"
+	"testing"
+	"time"
+)
+
+func TestPercentilesByNearestRank(t *testing.T) {
+	var s sample
+	for i := 100; i >= 1; i-- {
+		s.latencies = append(s.latencies, time.Duration(i)*time.Millisecond)
+	}
+	s.sort()
+	for p, want := range map[float64]time.Duration{50: 50 * time.Millisecond, 99: 99 * time.Millisecond, 99.9: 100 * time.Millisecond} {
+		if got := s.pct(p); got != want {
+			t.Errorf("p%v = %v, want %v", p, got, want)
+		}
+	}
+	var m sample
+	m.merge(sample{n: 2, errs: 1, elapsed: time.Second, latencies: []time.Duration{3}})
+	m.merge(sample{n: 1, elapsed: time.Second, latencies: []time.Duration{1}})
+	m.sort()
+	if m.n != 3 || m.errs != 1 || m.rate() != 1.5 || m.pct(1) != 1 {
+		t.Errorf("merge: %+v", m)
+	}
+}
+
+func TestProcReadersOnThisProcess(t *testing.T) {
+	for start := time.Now(); time.Since(start) < 50*time.Millisecond; {
+	}
+	cpu, err := cpuTime(os.Getpid())
+	if err != nil || cpu <= 0 {
+		t.Fatalf("cpuTime = %v, %v", cpu, err)
+	}
+	hwm, err := statusKB(os.Getpid(), "VmHWM")
+	if err != nil || hwm <= 0 {
+		t.Fatalf("VmHWM = %v, %v", hwm, err)
+	}
+}
