@@ -39,7 +39,7 @@ type config struct {
 	load                    float64
 	bin, cpuprofile         string
 	keep, strict, memOnly   bool
-	heapprofile             string
+	heapprofile, store      string
 }
 
 func main() {
@@ -54,6 +54,7 @@ func main() {
 	flag.StringVar(&cfg.bin, "bin", "", "use this paynorm binary instead of building ./cmd/paynorm")
 	flag.StringVar(&cfg.cpuprofile, "cpuprofile", "", "write a CPU profile of the paynorm process (create phase) to this file")
 	flag.BoolVar(&cfg.keep, "keep", false, "keep the temp dir with Caddyfiles and server logs")
+	flag.StringVar(&cfg.store, "store", "bolt", "paynorm's store: bolt (the durable default, one fsync'd group commit per write) or memory (paynorm's own overhead without durability)")
 	flag.BoolVar(&cfg.strict, "strict", false, "exit 1 when a target fails")
 	flag.BoolVar(&cfg.memOnly, "memory-only", false, "run only the memory test (for profiling)")
 	flag.StringVar(&cfg.heapprofile, "heapprofile", "", "write paynorm's heap profile, taken with every memory-test payment in flight, to this file")
@@ -135,8 +136,8 @@ func run(cfg config) (bool, error) {
 	}
 	defer proxy.stop()
 	// No rate_limit line: paynorm's limiter is off, as the proxy has none.
-	pnConf := fmt.Sprintf("{\n\tadmin 127.0.0.1:%d\n\tauto_https off\n\tpersist_config off\n}\n:%d {\n\tpaynorm {\n\t\taccount gmo {\n\t\t\ttype gmo\n\t\t\tendpoint http://127.0.0.1:%d\n\t\t\tshop_id %s\n\t\t\tshop_pass %s\n\t\t\ttimeout 10s\n\t\t}\n\t}\n}\n",
-		adminPort, pnPort, simPort, shopID, shopPass)
+	pnConf := fmt.Sprintf("{\n\tadmin 127.0.0.1:%d\n\tauto_https off\n\tpersist_config off\n}\n:%d {\n\tpaynorm {\n\t\taccount gmo {\n\t\t\ttype gmo\n\t\t\tendpoint http://127.0.0.1:%d\n\t\t\tshop_id %s\n\t\t\tshop_pass %s\n\t\t\ttimeout 10s\n\t\t}\n\t\tstore %s\n\t}\n}\n",
+		adminPort, pnPort, simPort, shopID, shopPass, storeLine(cfg.store, dir))
 	pn, err := startServer(bin, dir, "paynorm", pnConf, pnPort, "/v1/health")
 	if err != nil {
 		return false, err
@@ -264,7 +265,7 @@ func run(cfg config) (bool, error) {
 	// Report.
 	fmt.Printf("\npaynorm benchmark, %s\nmachine: %s\nGo %s, GOMAXPROCS per process %d; generator and all three servers share these CPUs.\n",
 		time.Now().Format("2006-01-02 15:04"), machine(), runtime.Version(), runtime.GOMAXPROCS(0))
-	fmt.Printf("RLIMIT_NOFILE raised to %d (inherited by the servers).\n\n", nofile)
+	fmt.Printf("RLIMIT_NOFILE raised to %d (inherited by the servers). paynorm store: %s.\n\n", nofile, cfg.store)
 	fmt.Printf("Maximum throughput (closed loop, %d workers, %s per scenario)\n", cfg.conc, cfg.duration)
 	header()
 	for _, sc := range []*scenario{direct, hop, create, capture} {
@@ -520,4 +521,13 @@ func saveProfile(url, path string) {
 	}
 	abs, _ := filepath.Abs(path)
 	logf("profile written to %s", abs)
+}
+
+// storeLine is the store directive of paynorm's Caddyfile: the bolt file
+// lives in the run's temp dir so runs never share records.
+func storeLine(kind, dir string) string {
+	if kind == "memory" {
+		return "memory"
+	}
+	return "bolt " + filepath.Join(dir, "paynorm.db")
 }

@@ -45,6 +45,7 @@ func parsePaynorm(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //	        rate_limit      <per-second> [<burst>]
 //	        max_wait        <duration>
 //	        breaker         <consecutive-failures> [<open-duration>]
+//	        max_conns       <n>|-1
 //	        source_address  <ip>
 //	        proxy_url       <url>
 //	        api_key         <key>             (gmo_ivr)
@@ -177,6 +178,15 @@ func parseAccount(d *caddyfile.Dispenser, a *Account) error {
 				return d.ArgErr()
 			}
 			a.PassthroughAPIs = append(a.PassthroughAPIs, args...)
+		case "max_conns":
+			if len(args) != 1 {
+				return d.ArgErr()
+			}
+			n, err := strconv.Atoi(args[0])
+			if err != nil || n == 0 || n < -1 {
+				return d.Errf("max_conns: %q is not a positive connection count (or -1 for unlimited)", args[0])
+			}
+			a.MaxConns = n
 		case "breaker":
 			if len(args) < 1 || len(args) > 2 {
 				return d.ArgErr()

@@ -34,6 +34,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 			rate_limit 20.5 40
 			max_wait 250ms
 			breaker 7 45s
+			max_conns 64
 			source_address 127.0.0.2
 			proxy_url http://127.0.0.1:3128
 		}
@@ -44,7 +45,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 	}
 	want := Account{Name: "main", Type: "gmo", Endpoint: "production", ShopID: "{env.GMO_SHOP_ID}", ShopPass: "{env.GMO_SHOP_PASS}",
 		SiteID: "tsite1", SitePass: "sitepass", Timeout: caddy.Duration(12 * time.Second), Rate: 20.5, Burst: 40,
-		MaxWait: caddy.Duration(250 * time.Millisecond), BreakerFailures: 7, BreakerOpen: caddy.Duration(45 * time.Second),
+		MaxWait: caddy.Duration(250 * time.Millisecond), BreakerFailures: 7, BreakerOpen: caddy.Duration(45 * time.Second), MaxConns: 64,
 		SourceAddress: "127.0.0.2", ProxyURL: "http://127.0.0.1:3128"}
 	if h.Prefix != "/api/v1" || h.DefaultProvider != "main" || h.MaxBodyBytes != 1024 || len(h.Accounts) != 1 || !reflect.DeepEqual(h.Accounts[0], want) {
 		t.Fatalf("got %+v", h)
@@ -59,6 +60,7 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		"bad rate":        `paynorm { account a { rate_limit fast } }`,
 		"bad burst":       `paynorm { account a { rate_limit 1 0 } }`,
 		"bad breaker":     `paynorm { account a { breaker 0 } }`,
+		"bad max_conns":   `paynorm { account a { max_conns 0 } }`,
 		"missing name":    `paynorm { account }`,
 		"extra arg":       `paynorm /v1`,
 		"bad body limit":  `paynorm { max_body_bytes -1 }`,

@@ -46,6 +46,10 @@ type Account struct {
 	BreakerFailures uint32 `json:"breaker_failures,omitempty"`
 	// BreakerOpen is how long the breaker stays open before a trial call (default 30s).
 	BreakerOpen caddy.Duration `json:"breaker_open,omitempty"`
+	// MaxConns caps parallel connections to the provider (default 512; -1:
+	// unlimited). A burst beyond it waits for a free connection instead of
+	// opening thousands of sockets, each with its own buffers and goroutines.
+	MaxConns int `json:"max_conns,omitempty"`
 	// SourceAddress binds outgoing connections to this local IP (fixed-IP egress
 	// on a multi-homed host).
 	SourceAddress string `json:"source_address,omitempty"`

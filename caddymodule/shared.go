@@ -20,6 +20,11 @@ import (
 // warm keep-alive connections.
 var pool = caddy.NewUsagePool()
 
+// defaultMaxConns bounds connections per account: far above what a provider
+// serves one merchant in parallel (GMO answers E92 well before), low enough
+// that a burst of thousands of payments does not open thousands of sockets.
+const defaultMaxConns = 512
+
 // accountState is what one account shares across reloads.
 type accountState struct {
 	guard     *resilience.Guard
@@ -35,7 +40,7 @@ func (s *accountState) Destruct() error {
 // stateKey changes whenever a setting that shapes the state changes, so a
 // reload with new limits gets fresh state and old configs keep theirs.
 func stateKey(a *Account) string {
-	b, _ := json.Marshal([]any{a.Name, a.Type, a.Rate, a.Burst, a.MaxWait, a.BreakerFailures, a.BreakerOpen, a.SourceAddress, a.ProxyURL})
+	b, _ := json.Marshal([]any{a.Name, a.Type, a.Rate, a.Burst, a.MaxWait, a.BreakerFailures, a.BreakerOpen, a.SourceAddress, a.ProxyURL, a.MaxConns})
 	sum := sha256.Sum256(b)
 	return "paynorm/account/" + a.Name + "/" + hex.EncodeToString(sum[:8])
 }
@@ -43,7 +48,14 @@ func stateKey(a *Account) string {
 func loadAccountState(a *Account, m *metrics, log *zap.Logger) (*accountState, string, error) {
 	key := stateKey(a)
 	v, _, err := pool.LoadOrNew(key, func() (caddy.Destructor, error) {
-		t, err := egress.NewTransport(egress.Options{SourceAddress: a.SourceAddress, ProxyURL: a.ProxyURL})
+		maxConns := a.MaxConns
+		switch {
+		case maxConns == 0:
+			maxConns = defaultMaxConns
+		case maxConns < 0:
+			maxConns = 0 // unlimited
+		}
+		t, err := egress.NewTransport(egress.Options{SourceAddress: a.SourceAddress, ProxyURL: a.ProxyURL, MaxConnsPerHost: maxConns})
 		if err != nil {
 			return nil, err
 		}

@@ -57,6 +57,10 @@ func Open(path string, timeout time.Duration) (*Store, error) {
 		}
 		return nil, err
 	}
+	// Batch coalesces concurrent writes into one fsync. bbolt's default 10ms
+	// gathering delay would add 10ms to every write-ahead record, twice per
+	// payment; 1ms keeps the group commit under load at a tenth of the cost.
+	db.MaxBatchDelay = time.Millisecond
 	s := &Store{db: db, now: time.Now}
 	err = db.Update(func(tx *bbolt.Tx) error {
 		for _, b := range [][]byte{bucketIdem, bucketPayments, bucketUnresolved, bucketEvents, bucketMeta} {
