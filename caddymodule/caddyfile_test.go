@@ -14,6 +14,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	_ "github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"go.uber.org/zap"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -177,5 +178,17 @@ func TestUnmarshalCaddyfileIVRAndPassthrough(t *testing.T) {
 	var bad Handler
 	if err := bad.UnmarshalCaddyfile(caddyfile.NewTestDispenser("paynorm {\n account a {\n passthrough_apis\n }\n}")); err == nil {
 		t.Fatal("empty passthrough_apis accepted")
+	}
+}
+
+func TestResolveAfterNeverBelowTwiceTheTimeout(t *testing.T) {
+	h := Handler{logger: zap.NewNop(), ResolveAfter: caddy.Duration(time.Second),
+		Accounts: []Account{{Timeout: caddy.Duration(3 * time.Second)}, {}}}
+	if got := h.resolveAfter(); got != 60*time.Second { // the second account's default 30s
+		t.Fatalf("got %v", got)
+	}
+	h = Handler{logger: zap.NewNop(), ResolveAfter: caddy.Duration(5 * time.Minute), Accounts: []Account{{Timeout: caddy.Duration(time.Second)}}}
+	if got := h.resolveAfter(); got != 5*time.Minute {
+		t.Fatalf("got %v", got)
 	}
 }

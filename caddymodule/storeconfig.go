@@ -210,6 +210,30 @@ func (h *Handler) provisionStore(repl *caddy.Replacer) error {
 	}
 	h.poolKeys = append(h.poolKeys, key)
 	h.store, h.stores = st.store, st
-	st.resolver.register(h.providers, time.Duration(h.ResolveAfter))
+	st.resolver.register(h.providers, h.resolveAfter())
 	return nil
+}
+
+// resolveAfter is the resolver's grace period, never shorter than twice the
+// longest provider timeout: an order GMO has not executed yet may still be
+// executing, and declaring it failed early would misreport a charge.
+func (h *Handler) resolveAfter() time.Duration {
+	after := time.Duration(h.ResolveAfter)
+	if after <= 0 {
+		after = defaultResolveAfter
+	}
+	var longest time.Duration
+	for _, a := range h.Accounts {
+		t := time.Duration(a.Timeout)
+		if t <= 0 {
+			t = 30 * time.Second
+		}
+		longest = max(longest, t)
+	}
+	if floor := 2 * longest; after < floor {
+		h.logger.Warn("resolve_after raised to twice the longest provider timeout",
+			zap.Duration("configured", after), zap.Duration("used", floor))
+		after = floor
+	}
+	return after
 }
