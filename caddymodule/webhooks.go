@@ -295,7 +295,7 @@ func (h *Handler) applyKickback(ctx context.Context, account string, k *jpayment
 	switch k.Rst {
 	case jpayment.RstSuccess:
 		if open {
-			pay.Status = jpayment.StatusForJob(jobOfCapture(pay.Capture))
+			pay.Status = providers.StatusForJob(providers.JobFor(pay.Capture))
 		}
 	case jpayment.RstFailure, jpayment.RstRetryFailed, jpayment.RstTrialRetryFailed:
 		if open {
@@ -341,16 +341,6 @@ func (h *Handler) applyKickback(ctx context.Context, account string, k *jpayment
 	}
 	ev.ID = stableEventID(account, ev.Type, k.GID, k.Rst, k.Ec, k.Acid, k.Ap, fmt.Sprint(k.Am, k.Tx, k.Sf))
 	return ev, nil
-}
-
-func jobOfCapture(capture string) string {
-	switch capture {
-	case normalize.CaptureManual:
-		return "AUTH"
-	case normalize.CaptureVerify:
-		return "CHECK"
-	}
-	return "CAPTURE"
 }
 
 // eventVerb names the event of a payment status.

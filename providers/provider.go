@@ -82,3 +82,27 @@ func CreateRecordKey(p Provider, orderID string) string {
 	}
 	return orderID
 }
+
+// JobFor maps a unified capture mode onto the job code both GMO (JobCd) and
+// j-payment (jb) use for it: 仮売上 AUTH, 即時売上 CAPTURE, 有効性チェック CHECK.
+func JobFor(capture string) string {
+	switch capture {
+	case normalize.CaptureManual:
+		return "AUTH"
+	case normalize.CaptureVerify:
+		return "CHECK"
+	}
+	return "CAPTURE"
+}
+
+// StatusForJob is the unified status after a successful AUTH, CHECK or
+// CAPTURE job.
+func StatusForJob(job string) string {
+	switch job {
+	case "AUTH":
+		return normalize.StatusAuthorized
+	case "CHECK":
+		return normalize.StatusVerified
+	}
+	return normalize.StatusCaptured
+}

@@ -35,17 +35,6 @@ func (p *Provider) Breaker() string { return p.c.guard.State() }
 // MaxOrderID is GMO's OrderID limit.
 const MaxOrderID = 27
 
-// jobFor maps the unified capture mode onto GMO's JobCd.
-func jobFor(capture string) string {
-	switch capture {
-	case normalize.CaptureManual:
-		return "AUTH"
-	case normalize.CaptureVerify:
-		return "CHECK"
-	}
-	return "CAPTURE"
-}
-
 // methodFor maps installments onto Method/PayTimes.
 func methodFor(in *normalize.Installments) (method, times string) {
 	if in == nil {
@@ -92,7 +81,7 @@ func (p *Provider) CreatePayment(ctx context.Context, req *normalize.CreatePayme
 	if req.PaymentMethod.CustomerID != "" && p.c.cfg.SiteID == "" {
 		return nil, p.invalid("payment_method.customer_id", "unsupported", "This GMO account has no site_id configured, so stored cards cannot be used.", "サイトIDが設定されていないため登録カードは利用できません。")
 	}
-	job := jobFor(req.Capture)
+	job := providers.JobFor(req.Capture)
 	entry := append(p.shop(), Param{"OrderID", req.OrderID}, Param{"JobCd", job})
 	if job != "CHECK" {
 		entry = append(entry, Param{"Amount", strconv.FormatInt(req.Amount, 10)}, Param{"Tax", strconv.FormatInt(req.Tax+req.Shipping, 10)})
@@ -175,7 +164,7 @@ func (p *Provider) CreatePayment(ctx context.Context, req *normalize.CreatePayme
 		e.Provider, e.Payment = p.Account(), pay
 		return nil, e
 	}
-	pay.Status = statusForJob(job)
+	pay.Status = providers.StatusForJob(job)
 	pay.ApprovalCode, pay.TransactionID, pay.Forward = r.Get("Approve"), r.Get("TranID"), r.Get("Forward")
 	if t, ok := parseDate(r.Get("TranDate")); ok {
 		pay.CreatedAt, pay.UpdatedAt = &t, &t
@@ -195,16 +184,6 @@ func (p *Provider) checkStringOK(r Values) bool {
 func CheckString(orderID, forward, method, payTimes, approve, tranID, tranDate, shopPass string) string {
 	sum := md5.Sum([]byte(orderID + forward + method + payTimes + approve + tranID + tranDate + shopPass))
 	return hex.EncodeToString(sum[:])
-}
-
-func statusForJob(job string) string {
-	switch job {
-	case "AUTH":
-		return normalize.StatusAuthorized
-	case "CHECK":
-		return normalize.StatusVerified
-	}
-	return normalize.StatusCaptured
 }
 
 // resolveCreate runs after an ExecTran whose outcome is unknown: one

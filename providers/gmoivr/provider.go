@@ -74,17 +74,6 @@ var useCodes = map[string]string{
 	normalize.PhoneUseSave:             "3",
 }
 
-// jobFor maps the unified capture mode onto the IVR's jobCd.
-func jobFor(capture string) string {
-	switch capture {
-	case normalize.CaptureManual:
-		return "AUTH"
-	case normalize.CaptureVerify:
-		return "CHECK"
-	}
-	return "CAPTURE"
-}
-
 // methodFor maps installments onto the IVR's method, where revolving is 5
 // (the card protocol's 4 does not exist here).
 func methodFor(in *normalize.Installments) (method, times string) {
@@ -126,7 +115,7 @@ func (p *Provider) BuildRegist(req *normalize.CreatePhoneAuthorization) *RegistR
 	}
 	if a := req.Authorize; a != nil {
 		r.GMOPG.ShopID = p.c.cfg.ShopID
-		b := &AuthBlock{OrderID: a.OrderID, JobCd: jobFor(a.Capture), ItemCode: a.ItemCode}
+		b := &AuthBlock{OrderID: a.OrderID, JobCd: providers.JobFor(a.Capture), ItemCode: a.ItemCode}
 		if b.JobCd != "CHECK" {
 			b.Amount = strconv.FormatInt(a.Amount, 10)
 			if t := a.Tax + a.Shipping; t > 0 {
@@ -411,7 +400,7 @@ func (p *Provider) payment(status string, lt *LastTransaction, hint *normalize.C
 		}
 		pay.Status = normalize.StatusAuthorized
 		if hint != nil && hint.Authorize != nil {
-			switch jobFor(hint.Authorize.Capture) {
+			switch providers.JobFor(hint.Authorize.Capture) {
 			case "CAPTURE":
 				pay.Status = normalize.StatusCaptured
 			case "CHECK":

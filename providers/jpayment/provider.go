@@ -49,27 +49,6 @@ func (p *Provider) AssignsKey() bool { return true }
 // MaxOrderID is the byte limit of cod.
 const MaxOrderID = 50
 
-func jobFor(capture string) string {
-	switch capture {
-	case normalize.CaptureManual:
-		return "AUTH"
-	case normalize.CaptureVerify:
-		return "CHECK"
-	}
-	return "CAPTURE"
-}
-
-// StatusForJob is the unified status after a successful job.
-func StatusForJob(job string) string {
-	switch job {
-	case "AUTH":
-		return normalize.StatusAuthorized
-	case "CHECK":
-		return normalize.StatusVerified
-	}
-	return normalize.StatusCaptured
-}
-
 // CreatePayment charges a CPToken token on gateway_token.aspx.
 func (p *Provider) CreatePayment(ctx context.Context, req *normalize.CreatePayment) (*normalize.Payment, error) {
 	if req.PaymentMethod.CustomerID != "" {
@@ -93,7 +72,7 @@ func (p *Provider) CreatePayment(ctx context.Context, req *normalize.CreatePayme
 		e.Provider = p.Account()
 		return nil, e
 	}
-	job := jobFor(req.Capture)
+	job := providers.JobFor(req.Capture)
 	params := []Param{{"jb", job}, {"rt", "1"}, {"tkn", req.PaymentMethod.Token}, {"cod", req.OrderID}}
 	if req.Customer.Email != "" {
 		params = append(params, Param{"em", req.Customer.Email})
@@ -138,7 +117,7 @@ func (p *Provider) CreatePayment(ctx context.Context, req *normalize.CreatePayme
 		err.Payment = pay
 		return nil, err
 	}
-	pay.Status = StatusForJob(job)
+	pay.Status = providers.StatusForJob(job)
 	if err := p.save(ctx, pay); err != nil {
 		// The charge happened: answer it, but say the record is missing.
 		pay.ProviderData["record_error"] = "paynorm could not store this payment; GET will not find it"
