@@ -106,3 +106,30 @@ func StatusForJob(job string) string {
 	}
 	return normalize.StatusCaptured
 }
+
+// StateError answers an operation the payment's status does not allow,
+// with the payment attached so the app sees where it stands.
+func StateError(account, code string, pay *normalize.Payment) *normalize.Error {
+	e := normalize.New(code)
+	e.Message += " (status: " + pay.Status + ")"
+	e.Provider, e.Payment = account, pay
+	return e
+}
+
+// CheckCapturable allows a capture of an authorization, for exactly the
+// authorized amount: neither GMO's SALES nor j-payment's take another one.
+func CheckCapturable(account, label string, pay *normalize.Payment, req *normalize.CaptureRequest) *normalize.Error {
+	switch pay.Status {
+	case normalize.StatusAuthorized:
+	case normalize.StatusCaptured:
+		return StateError(account, "already_captured", pay)
+	default:
+		return StateError(account, "not_capturable", pay)
+	}
+	if req.Amount != nil && *req.Amount != pay.Amount {
+		e := normalize.Newf("amount_mismatch", "%s captures exactly the authorized amount (%d yen); use reauthorize to change it first.", label, pay.Amount)
+		e.Provider, e.Payment = account, pay
+		return e.WithParam("amount")
+	}
+	return nil
+}

@@ -321,17 +321,8 @@ func (p *Provider) Capture(ctx context.Context, key string, req *normalize.Captu
 	if err != nil {
 		return nil, err
 	}
-	switch pay.Status {
-	case normalize.StatusAuthorized:
-	case normalize.StatusCaptured:
-		return nil, p.stateError("already_captured", pay)
-	default:
-		return nil, p.stateError("not_capturable", pay)
-	}
-	if req.Amount != nil && *req.Amount != pay.Amount {
-		e := normalize.Newf("amount_mismatch", "GMO captures exactly the authorized amount (%d yen); use reauthorize to change it first.", pay.Amount)
-		e.Provider, e.Payment = p.Account(), pay
-		return nil, e.WithParam("amount")
+	if cerr := providers.CheckCapturable(p.Account(), "GMO", pay, req); cerr != nil {
+		return nil, cerr
 	}
 	params := append(p.shop(), Param{"AccessID", t.Get("AccessID")}, Param{"AccessPass", t.Get("AccessPass")},
 		Param{"JobCd", "SALES"}, Param{"Amount", t.Get("Amount")}, Param{"Tax", t.Get("Tax")})
@@ -461,10 +452,7 @@ func jobOf(params []Param) string {
 }
 
 func (p *Provider) stateError(code string, pay *normalize.Payment) *normalize.Error {
-	e := normalize.New(code)
-	e.Message += " (status: " + pay.Status + ")"
-	e.Provider, e.Payment = p.Account(), pay
-	return e
+	return providers.StateError(p.Account(), code, pay)
 }
 
 func (p *Provider) invalid(param, code, en, ja string) *normalize.Error {

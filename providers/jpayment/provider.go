@@ -215,17 +215,8 @@ func (p *Provider) Capture(ctx context.Context, key string, req *normalize.Captu
 	if lerr != nil {
 		return nil, lerr
 	}
-	switch pay.Status {
-	case normalize.StatusAuthorized:
-	case normalize.StatusCaptured:
-		return nil, p.stateError("already_captured", pay)
-	default:
-		return nil, p.stateError("not_capturable", pay)
-	}
-	if req.Amount != nil && *req.Amount != pay.Amount {
-		e := normalize.Newf("amount_mismatch", "j-payment captures exactly the authorized amount (%d yen); use reauthorize to change it first.", pay.Amount)
-		e.Provider, e.Payment = p.Account(), pay
-		return nil, e.WithParam("amount")
+	if cerr := providers.CheckCapturable(p.Account(), "j-payment", pay, req); cerr != nil {
+		return nil, cerr
 	}
 	return p.job(ctx, pay, key, "SALES", normalize.StatusCaptured)
 }
@@ -350,10 +341,7 @@ func (p *Provider) Reauthorize(ctx context.Context, key string, req *normalize.R
 }
 
 func (p *Provider) stateError(code string, pay *normalize.Payment) *normalize.Error {
-	e := normalize.New(code)
-	e.Message += " (status: " + pay.Status + ")"
-	e.Provider, e.Payment = p.Account(), pay
-	return e
+	return providers.StateError(p.Account(), code, pay)
 }
 
 func (p *Provider) unsupported(param, en, ja string) *normalize.Error {
