@@ -133,10 +133,10 @@ func DecodeAddCard(body []byte) (*AddCard, *Error) {
 	if (r.ExpiryMonth == "") != (r.ExpiryYear == "") {
 		f = append(f, Field("expiry_month", "parameter_missing", "Give expiry_month and expiry_year together.", "有効期限は月と年の両方を指定してください。"))
 	}
-	if m := r.ExpiryMonth; m != "" && (!digits(m, 2, 2) || m < "01" || m > "12") {
+	if m := r.ExpiryMonth; m != "" && (!Digits(m, 2, 2) || m < "01" || m > "12") {
 		f = append(f, Field("expiry_month", "parameter_invalid", "expiry_month must be two digits from 01 to 12.", "有効期限(月)は01から12の2桁で指定してください。"))
 	}
-	if y := r.ExpiryYear; y != "" && !digits(y, 2, 2) {
+	if y := r.ExpiryYear; y != "" && !Digits(y, 2, 2) {
 		f = append(f, Field("expiry_year", "parameter_invalid", "expiry_year must be two digits.", "有効期限(年)は2桁の数字で指定してください。"))
 	}
 	if len(r.CardName) > 10 || strings.ContainsAny(r.CardName, "&=|\r\n") {
@@ -162,7 +162,7 @@ func holderChars(s string) bool {
 
 // SplitExpiry turns GMO's YYMM into two-digit month and year.
 func SplitExpiry(yymm string) (month, year string) {
-	if !digits(yymm, 4, 4) {
+	if !Digits(yymm, 4, 4) {
 		return "", ""
 	}
 	return yymm[2:], yymm[:2]

@@ -85,23 +85,7 @@ func DecodeCreatePayment(body []byte) (*CreatePayment, *Error) {
 
 // Validate applies the provider-independent rules and fills defaults.
 func (r *CreatePayment) Validate() *Error {
-	var f []FieldError
-	if r.Capture == "" {
-		r.Capture = CaptureAutomatic
-	}
-	switch r.Capture {
-	case CaptureAutomatic, CaptureManual:
-		if r.Amount < 1 {
-			f = append(f, Field("amount", "invalid_amount", "amount must be an integer of at least 1 yen.", "金額は1円以上の整数で指定してください。"))
-		}
-	case CaptureVerify:
-		if r.Amount != 0 || r.Tax != 0 || r.Shipping != 0 {
-			f = append(f, Field("amount", "invalid_amount", "A verify payment has amount 0 and no tax or shipping.", "有効性チェックでは金額は0を指定してください。"))
-		}
-	default:
-		f = append(f, Field("capture", "parameter_invalid", "capture must be automatic, manual or verify.", "captureにはautomatic、manual、verifyのいずれかを指定してください。"))
-	}
-	f = append(f, checkAmounts(r.Amount, r.Tax, r.Shipping)...)
+	f := checkCapture("", &r.Capture, r.Amount, r.Tax, r.Shipping)
 	if r.OrderID != "" && !ValidOrderID(r.OrderID, 50) {
 		f = append(f, Field("order_id", "invalid_order_id", "order_id may contain only A-Z, a-z, 0-9 and '-'.", "オーダーIDは半角英数字とハイフンのみ使用できます。"))
 	}
@@ -125,7 +109,7 @@ func (r *CreatePayment) Validate() *Error {
 	default:
 		f = append(f, Field("payment_method", "parameter_missing", "payment_method needs a token, or a customer_id with a card_seq.", "カードトークンまたは登録カードを指定してください。"))
 	}
-	if pm.SecurityCode != "" && !digits(pm.SecurityCode, 3, 4) {
+	if pm.SecurityCode != "" && !Digits(pm.SecurityCode, 3, 4) {
 		f = append(f, Field("payment_method.security_code", "parameter_invalid", "security_code must be 3 or 4 digits.", "セキュリティコードは3桁または4桁の数字で指定してください。"))
 	}
 	f = append(f, r.validateInstallments()...)
@@ -133,7 +117,7 @@ func (r *CreatePayment) Validate() *Error {
 		if c.Email != "" && (len(c.Email) > 254 || !strings.Contains(c.Email, "@") || strings.ContainsAny(c.Email, " ,&=")) {
 			f = append(f, Field("customer.email", "parameter_invalid", "customer.email is not a valid address.", "メールアドレスの形式が正しくありません。"))
 		}
-		if c.Phone != "" && !digits(c.Phone, 1, 15) {
+		if c.Phone != "" && !Digits(c.Phone, 1, 15) {
 			f = append(f, Field("customer.phone", "parameter_invalid", "customer.phone must be 1 to 15 digits without hyphens.", "電話番号はハイフンなしの15桁以内の数字で指定してください。"))
 		}
 	}
@@ -171,6 +155,33 @@ func (r *CreatePayment) validateInstallments() []FieldError {
 		in.Plan = PlanLumpSum
 	}
 	return nil
+}
+
+// checkCapture defaults the capture mode and checks it with the amounts it
+// needs (>= 1 yen to charge, exactly 0 to verify). prefix names the object
+// the fields sit in ("" or "authorize.").
+func checkCapture(prefix string, capture *string, amount, tax, shipping int64) []FieldError {
+	var f []FieldError
+	if *capture == "" {
+		*capture = CaptureAutomatic
+	}
+	switch *capture {
+	case CaptureAutomatic, CaptureManual:
+		if amount < 1 {
+			f = append(f, Field(prefix+"amount", "invalid_amount", prefix+"amount must be an integer of at least 1 yen.", "金額は1円以上の整数で指定してください。"))
+		}
+	case CaptureVerify:
+		if amount != 0 || tax != 0 || shipping != 0 {
+			f = append(f, Field(prefix+"amount", "invalid_amount", "A verify request has amount 0 and no tax or shipping.", "有効性チェックでは金額は0を指定してください。"))
+		}
+	default:
+		f = append(f, Field(prefix+"capture", "parameter_invalid", prefix+"capture must be automatic, manual or verify.", "captureにはautomatic、manual、verifyのいずれかを指定してください。"))
+	}
+	for _, e := range checkAmounts(amount, tax, shipping) {
+		e.Param = prefix + e.Param
+		f = append(f, e)
+	}
+	return f
 }
 
 func checkAmounts(amount, tax, shipping int64) []FieldError {
@@ -213,7 +224,8 @@ func validMemberID(s string) bool {
 	return true
 }
 
-func digits(s string, min, max int) bool {
+// Digits reports whether s is min..max ASCII digits.
+func Digits(s string, min, max int) bool {
 	if len(s) < min || len(s) > max {
 		return false
 	}

@@ -173,33 +173,14 @@ func (r *CreatePhoneAuthorization) Validate() *Error {
 }
 
 func (a *PhoneAuthorize) validate() []FieldError {
-	var f []FieldError
-	if a.Capture == "" {
-		a.Capture = CaptureAutomatic
-	}
-	switch a.Capture {
-	case CaptureAutomatic, CaptureManual:
-		if a.Amount < 1 {
-			f = append(f, Field("authorize.amount", "invalid_amount", "authorize.amount must be an integer of at least 1 yen.", "金額は1円以上の整数で指定してください。"))
-		}
-	case CaptureVerify:
-		if a.Amount != 0 || a.Tax != 0 || a.Shipping != 0 {
-			f = append(f, Field("authorize.amount", "invalid_amount", "A verify authorization has amount 0 and no tax or shipping.", "有効性チェックでは金額は0を指定してください。"))
-		}
-	default:
-		f = append(f, Field("authorize.capture", "parameter_invalid", "authorize.capture must be automatic, manual or verify.", "captureにはautomatic、manual、verifyのいずれかを指定してください。"))
-	}
-	for _, e := range checkAmounts(a.Amount, a.Tax, a.Shipping) {
-		e.Param = "authorize." + e.Param
-		f = append(f, e)
-	}
+	f := checkCapture("authorize.", &a.Capture, a.Amount, a.Tax, a.Shipping)
 	if a.Tax+a.Shipping > MaxAmount {
 		f = append(f, Field("authorize.tax", "invalid_amount", "tax plus shipping is at most 9999999 yen.", "税送料の合計は9,999,999円以内で指定してください。"))
 	}
 	if a.OrderID != "" && !ValidOrderID(a.OrderID, 27) {
 		f = append(f, Field("authorize.order_id", "invalid_order_id", "authorize.order_id is 1 to 27 characters of A-Z, a-z, 0-9 and '-'.", "オーダーIDは27文字以内の半角英数字とハイフンで指定してください。"))
 	}
-	if a.ItemCode != "" && !digits(a.ItemCode, 7, 7) {
+	if a.ItemCode != "" && !Digits(a.ItemCode, 7, 7) {
 		f = append(f, Field("authorize.item_code", "parameter_invalid", "authorize.item_code is 7 digits.", "商品コードは7桁の数字で指定してください。"))
 	}
 	if in := a.Installments; in != nil {

@@ -6,6 +6,7 @@ package jpayment
 
 import (
 	"errors"
+	"github.com/paynorm/paynorm/normalize"
 	"net/url"
 	"strconv"
 	"strings"
@@ -97,11 +98,11 @@ func ParseAnswer(body []byte) (*Answer, error) {
 		f = append(f, "")
 	}
 	r := &Result{GID: f[0], Rst: f[1], Ap: f[2], Ec: f[3], God: f[4], Cod: f[5], Am: f[6], Tx: f[7], Sf: f[8], Ta: f[9], ID: f[10], PS: f[11], Extra: f[12]}
-	if !digitsN(r.GID, 1, 20) || (r.Rst != "1" && r.Rst != "2") || (r.Ec != "" && !isCode(r.Ec)) {
+	if !normalize.Digits(r.GID, 1, 20) || (r.Rst != "1" && r.Rst != "2") || (r.Ec != "" && !isCode(r.Ec)) {
 		return nil, ErrMalformed
 	}
 	for _, n := range []string{r.Am, r.Tx, r.Sf, r.Ta} {
-		if n != "" && !digitsN(n, 1, 10) {
+		if n != "" && !normalize.Digits(n, 1, 10) {
 			return nil, ErrMalformed
 		}
 	}
@@ -129,18 +130,6 @@ func isCode(s string) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if !(c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
-			return false
-		}
-	}
-	return true
-}
-
-func digitsN(s string, min, max int) bool {
-	if len(s) < min || len(s) > max {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
 			return false
 		}
 	}
@@ -182,7 +171,7 @@ func ParseKickback(v url.Values) (*Kickback, error) {
 	k := &Kickback{GID: get("gid"), Rst: get("rst"), Ap: get("ap"), Ec: get("ec"), God: get("god"),
 		Cod: get("cod"), Acid: get("acid"), ID: get("id")}
 	switch {
-	case !digitsN(k.GID, 1, 20) || strings.Trim(k.GID, "0") == "":
+	case !normalize.Digits(k.GID, 1, 20) || strings.Trim(k.GID, "0") == "":
 		return nil, &ErrKickback{"gid", "must be the payment number (digits)"}
 	case len(k.Rst) != 1 || k.Rst < "1" || k.Rst > "5":
 		return nil, &ErrKickback{"rst", "must be 1 to 5"}
@@ -190,11 +179,11 @@ func ParseKickback(v url.Values) (*Kickback, error) {
 		return nil, &ErrKickback{"ap", "must be an approval number"}
 	case k.Ec != "" && !isCode(k.Ec):
 		return nil, &ErrKickback{"ec", "must be an error code"}
-	case k.God != "" && !digitsN(k.God, 1, 20):
+	case k.God != "" && !normalize.Digits(k.God, 1, 20):
 		return nil, &ErrKickback{"god", "must be digits"}
 	case len(k.Cod) > 50 || strings.ContainsAny(k.Cod, "\x00\r\n"):
 		return nil, &ErrKickback{"cod", "must be at most 50 bytes on one line"}
-	case k.Acid != "" && !digitsN(k.Acid, 1, 20):
+	case k.Acid != "" && !normalize.Digits(k.Acid, 1, 20):
 		return nil, &ErrKickback{"acid", "must be digits"}
 	case k.Rst > RstFailure && k.Acid == "":
 		return nil, &ErrKickback{"acid", "is required with rst 3, 4 and 5 (recurring billing)"}
@@ -210,7 +199,7 @@ func ParseKickback(v url.Values) (*Kickback, error) {
 		if s == "" {
 			continue
 		}
-		if !digitsN(s, 1, 10) {
+		if !normalize.Digits(s, 1, 10) {
 			return nil, &ErrKickback{f.key, "must be an amount in yen"}
 		}
 		*f.dst, _ = strconv.ParseInt(s, 10, 64)
