@@ -6,10 +6,11 @@ package jpayment
 
 import (
 	"errors"
-	"github.com/paynorm/paynorm/normalize"
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/paynorm/paynorm/normalize"
 )
 
 // ContentType of every request body.
