@@ -52,13 +52,14 @@ type Handler struct {
 	// Caddy's data directory).
 	Store *StoreConfig `json:"store,omitempty"`
 	// ResolveAfter is how long a pending or unknown payment waits before the
-	// background resolver asks the provider (default 1m).
+	// background resolver asks the provider (default 1m, never less than
+	// twice the longest account timeout).
 	ResolveAfter caddy.Duration `json:"resolve_after,omitempty"`
 
 	providers map[string]providers.Provider
 	order     []string
-	// store keeps idempotency and payment records; memory until a backend
-	// is configured.
+	// store keeps idempotency keys, payment records and the webhook outbox
+	// (bolt by default, see Store).
 	store    store.Store
 	stores   *storeState
 	poolKeys []string
