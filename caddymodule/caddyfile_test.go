@@ -14,7 +14,6 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	_ "github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
-	"go.uber.org/zap"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -181,14 +180,14 @@ func TestUnmarshalCaddyfileIVRAndPassthrough(t *testing.T) {
 	}
 }
 
-func TestResolveAfterNeverBelowTwiceTheTimeout(t *testing.T) {
-	h := Handler{logger: zap.NewNop(), ResolveAfter: caddy.Duration(time.Second),
+func TestFailedNeverDeclaredBeforeTwiceTheTimeout(t *testing.T) {
+	h := Handler{ResolveAfter: caddy.Duration(time.Second),
 		Accounts: []Account{{Timeout: caddy.Duration(3 * time.Second)}, {}}}
-	if got := h.resolveAfter(); got != 60*time.Second { // the second account's default 30s
-		t.Fatalf("got %v", got)
+	if after, fail := h.resolveGrace(); after != time.Second || fail != 60*time.Second { // the second account's default 30s
+		t.Fatalf("got %v %v", after, fail)
 	}
-	h = Handler{logger: zap.NewNop(), ResolveAfter: caddy.Duration(5 * time.Minute), Accounts: []Account{{Timeout: caddy.Duration(time.Second)}}}
-	if got := h.resolveAfter(); got != 5*time.Minute {
-		t.Fatalf("got %v", got)
+	h = Handler{ResolveAfter: caddy.Duration(5 * time.Minute), Accounts: []Account{{Timeout: caddy.Duration(time.Second)}}}
+	if after, fail := h.resolveGrace(); after != 5*time.Minute || fail != 5*time.Minute {
+		t.Fatalf("got %v %v", after, fail)
 	}
 }

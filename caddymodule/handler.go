@@ -52,8 +52,9 @@ type Handler struct {
 	// Caddy's data directory).
 	Store *StoreConfig `json:"store,omitempty"`
 	// ResolveAfter is how long a pending or unknown payment waits before the
-	// background resolver asks the provider (default 1m, never less than
-	// twice the longest account timeout).
+	// background resolver asks the provider (default 1m). An order the
+	// provider never executed is settled as failed only after twice the
+	// longest account timeout.
 	ResolveAfter caddy.Duration `json:"resolve_after,omitempty"`
 
 	providers map[string]providers.Provider

@@ -30,6 +30,10 @@ type resolver struct {
 	mu    sync.Mutex
 	provs map[string]providers.Provider
 	after time.Duration // how old a record must be before it is resolved
+	// failAfter is how old a record must be before "the provider never
+	// executed it" may settle it as failed: at least twice the longest
+	// provider timeout, since a late execution may still be under way.
+	failAfter time.Duration
 
 	quit     chan struct{}
 	done     chan struct{}
@@ -44,7 +48,7 @@ func newResolver(st store.Store, log *zap.Logger) *resolver {
 }
 
 // register hands the resolver a config's accounts; the newest config wins.
-func (r *resolver) register(provs map[string]providers.Provider, after time.Duration) {
+func (r *resolver) register(provs map[string]providers.Provider, after, failAfter time.Duration) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for name, p := range provs {
@@ -53,6 +57,7 @@ func (r *resolver) register(provs map[string]providers.Provider, after time.Dura
 	if after > 0 {
 		r.after = after
 	}
+	r.failAfter = max(failAfter, r.after)
 }
 
 // unregister drops a config's accounts unless a newer config replaced them.
@@ -74,6 +79,12 @@ func (r *resolver) settings() (time.Duration, map[string]providers.Provider) {
 		m[k] = v
 	}
 	return r.after, m
+}
+
+func (r *resolver) failGrace() time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return max(r.failAfter, r.after)
 }
 
 func (r *resolver) stop() {
@@ -138,6 +149,13 @@ func (r *resolver) resolve(ctx context.Context, p providers.Provider, rec *store
 	case err == nil && pay.Status != normalize.StatusPending:
 		status = pay.Status
 	case err == nil || isMissing(err):
+		if wait := rec.UpdatedAt.Add(r.failGrace()); time.Now().Before(wait) {
+			// Not executed yet, but a late execution may still come: look
+			// again once the longest provider timeout has surely passed.
+			rec.NextCheck = wait
+			_ = r.st.PutPayment(ctx, rec)
+			return
+		}
 		status = normalize.StatusFailed
 		if pay == nil {
 			pay = storedPayment(rec)

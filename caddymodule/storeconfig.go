@@ -210,15 +210,17 @@ func (h *Handler) provisionStore(repl *caddy.Replacer) error {
 	}
 	h.poolKeys = append(h.poolKeys, key)
 	h.store, h.stores = st.store, st
-	st.resolver.register(h.providers, h.resolveAfter())
+	after, failAfter := h.resolveGrace()
+	st.resolver.register(h.providers, after, failAfter)
 	return nil
 }
 
-// resolveAfter is the resolver's grace period, never shorter than twice the
-// longest provider timeout: an order GMO has not executed yet may still be
-// executing, and declaring it failed early would misreport a charge.
-func (h *Handler) resolveAfter() time.Duration {
-	after := time.Duration(h.ResolveAfter)
+// resolveGrace returns the resolver's first-look delay (resolve_after,
+// default 1m) and how old a record must be before an order the provider
+// never executed may be settled as failed: at least twice the longest
+// provider timeout, since that order may still be executing.
+func (h *Handler) resolveGrace() (after, failAfter time.Duration) {
+	after = time.Duration(h.ResolveAfter)
 	if after <= 0 {
 		after = defaultResolveAfter
 	}
@@ -230,10 +232,5 @@ func (h *Handler) resolveAfter() time.Duration {
 		}
 		longest = max(longest, t)
 	}
-	if floor := 2 * longest; after < floor {
-		h.logger.Warn("resolve_after raised to twice the longest provider timeout",
-			zap.Duration("configured", after), zap.Duration("used", floor))
-		after = floor
-	}
-	return after
+	return after, max(after, 2*longest)
 }

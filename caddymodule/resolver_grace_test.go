@@ -1,0 +1,50 @@
+package caddymodule
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/paynorm/paynorm/normalize"
+	"github.com/paynorm/paynorm/providers"
+	"github.com/paynorm/paynorm/store"
+)
+
+// unexecuted is a provider whose every order reads as registered but not
+// executed (GMO UNPROCESSED).
+type unexecuted struct{ providers.Provider }
+
+func (unexecuted) GetPayment(_ context.Context, key string) (*normalize.Payment, error) {
+	p := normalize.NewPayment("gmo", key)
+	p.Status = normalize.StatusPending
+	return p, nil
+}
+
+// An order the provider has not executed is settled as failed only once
+// twice the longest provider timeout has passed since paynorm's last call:
+// before that, a late execution may still charge the card.
+func TestUnexecutedOrderIsNotFailedBeforeTheGrace(t *testing.T) {
+	st := store.NewMemory()
+	r := &resolver{st: st, log: zap.NewNop(), provs: map[string]providers.Provider{}}
+	r.register(map[string]providers.Provider{"gmo": unexecuted{}}, 10*time.Millisecond, 400*time.Millisecond)
+	ctx := context.Background()
+	written := time.Now()
+	rec := &store.PaymentRecord{ID: "gmo_G-1", Account: "gmo", Key: "G-1", Status: normalize.StatusUnknown, CreatedAt: written, UpdatedAt: written}
+	if err := st.PutPayment(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	r.pass(ctx)
+	got, _ := st.GetPayment(ctx, "gmo_G-1")
+	if got.Status != normalize.StatusUnknown || !got.NextCheck.Equal(written.Add(400*time.Millisecond)) {
+		t.Fatalf("settled too early: %+v", got)
+	}
+	time.Sleep(time.Until(got.NextCheck) + 10*time.Millisecond)
+	r.pass(ctx)
+	got, _ = st.GetPayment(ctx, "gmo_G-1")
+	if got.Status != normalize.StatusFailed {
+		t.Fatalf("after the grace: %+v", got)
+	}
+}
