@@ -34,9 +34,10 @@ type Caller struct {
 	// Account and Kind label logs and metrics ("gmo-main", "gmo").
 	Account, Kind string
 	// Label names the provider in messages ("GMO", "j-payment").
-	Label   string
-	Client  *http.Client
-	Guard   *resilience.Guard
+	Label  string
+	Client *http.Client
+	Guard  *resilience.Guard
+	// Observe is told of every attempt (nil: nobody).
 	Observe providers.Observer
 	// Timeout bounds one attempt (default 30s).
 	Timeout time.Duration
@@ -125,12 +126,16 @@ func (c *Caller) once(ctx context.Context, api string, attempt int, build Build,
 	})
 	sent := tracker.Wrote()
 	info.Duration = time.Since(start)
+	observe := c.Observe
+	if observe == nil {
+		observe = func(providers.CallInfo) {}
+	}
 	if gerr == nil {
 		info.Outcome = providers.OutcomeOK
 		if info.Code != "" {
 			info.Outcome = providers.OutcomeDeclined
 		}
-		c.Observe(info)
+		observe(info)
 		return nil, true
 	}
 	var ne *normalize.Error
@@ -144,7 +149,7 @@ func (c *Caller) once(ctx context.Context, api string, attempt int, build Build,
 	if info.Code == "" {
 		info.Code = ne.Code
 	}
-	c.Observe(info)
+	observe(info)
 	return ne, sent
 }
 

@@ -33,9 +33,8 @@ type Config struct {
 
 // Client makes guarded .idPass calls for one account.
 type Client struct {
-	cfg   Config
-	guard *resilience.Guard
-	x     *exchange.Caller
+	cfg Config
+	x   *exchange.Caller
 }
 
 // NewClient builds a client. guard and observe may be shared across config
@@ -48,13 +47,7 @@ func NewClient(cfg Config, transport http.RoundTripper, guard *resilience.Guard,
 		cfg.Endpoint = ProductionEndpoint
 	}
 	cfg.Endpoint = strings.TrimRight(cfg.Endpoint, "/")
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = 30 * time.Second
-	}
-	if observe == nil {
-		observe = func(providers.CallInfo) {}
-	}
-	return &Client{cfg: cfg, guard: guard, x: &exchange.Caller{Account: cfg.Account, Kind: "gmo", Label: "GMO",
+	return &Client{cfg: cfg, x: &exchange.Caller{Account: cfg.Account, Kind: "gmo", Label: "GMO",
 		Client: &http.Client{Transport: transport}, Guard: guard, Observe: observe, Timeout: cfg.Timeout, MaxBody: MaxResponse}}
 }
 

@@ -30,7 +30,7 @@ func (p *Provider) Account() string { return p.c.cfg.Account }
 func (p *Provider) Kind() string { return "gmo" }
 
 // Breaker is the account's breaker state.
-func (p *Provider) Breaker() string { return p.c.guard.State() }
+func (p *Provider) Breaker() string { return p.c.x.Guard.State() }
 
 // MaxOrderID is GMO's OrderID limit.
 const MaxOrderID = 27

@@ -32,9 +32,8 @@ type Config struct {
 
 // Client makes guarded IVR calls for one account.
 type Client struct {
-	cfg   Config
-	guard *resilience.Guard
-	x     *exchange.Caller
+	cfg Config
+	x   *exchange.Caller
 }
 
 // NewClient builds a client on the account's transport and guard.
@@ -43,13 +42,7 @@ func NewClient(cfg Config, transport http.RoundTripper, guard *resilience.Guard,
 		cfg.Endpoint = ProductionEndpoint
 	}
 	cfg.Endpoint = strings.TrimRight(cfg.Endpoint, "/")
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = 30 * time.Second
-	}
-	if observe == nil {
-		observe = func(providers.CallInfo) {}
-	}
-	return &Client{cfg: cfg, guard: guard, x: &exchange.Caller{Account: cfg.Account, Kind: "gmo_ivr", Label: "GMO IVR",
+	return &Client{cfg: cfg, x: &exchange.Caller{Account: cfg.Account, Kind: "gmo_ivr", Label: "GMO IVR",
 		Client: &http.Client{Transport: transport}, Guard: guard, Observe: observe, Timeout: cfg.Timeout, MaxBody: MaxResponse}}
 }
 

@@ -35,7 +35,7 @@ func (p *Provider) Account() string { return p.c.cfg.Account }
 func (p *Provider) Kind() string { return "gmo_ivr" }
 
 // Breaker is the account's breaker state.
-func (p *Provider) Breaker() string { return p.c.guard.State() }
+func (p *Provider) Breaker() string { return p.c.x.Guard.State() }
 
 func (p *Provider) unsupported() error {
 	e := providers.Unsupported(p.Account(), "card payments: it is a GMO IVR account; use /v1/phone_authorizations, and a GMO card account for follow-ups")

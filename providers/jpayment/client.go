@@ -38,9 +38,8 @@ type Config struct {
 // may move money, so a call is repeated only when it provably never left
 // paynorm.
 type Client struct {
-	cfg   Config
-	guard *resilience.Guard
-	x     *exchange.Caller
+	cfg Config
+	x   *exchange.Caller
 }
 
 // NewClient builds a client; guard and transport are the account's.
@@ -50,13 +49,7 @@ func NewClient(cfg Config, transport http.RoundTripper, guard *resilience.Guard,
 		cfg.Endpoint = ProductionEndpoint
 	}
 	cfg.Endpoint = strings.TrimRight(cfg.Endpoint, "/")
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = 30 * time.Second
-	}
-	if observe == nil {
-		observe = func(providers.CallInfo) {}
-	}
-	return &Client{cfg: cfg, guard: guard, x: &exchange.Caller{Account: cfg.Account, Kind: "jpayment", Label: "j-payment",
+	return &Client{cfg: cfg, x: &exchange.Caller{Account: cfg.Account, Kind: "jpayment", Label: "j-payment",
 		Client: &http.Client{Transport: transport}, Guard: guard, Observe: observe, Timeout: cfg.Timeout, MaxBody: MaxResponse}}
 }
 

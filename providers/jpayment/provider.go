@@ -40,7 +40,7 @@ func (p *Provider) Account() string { return p.c.cfg.Account }
 func (p *Provider) Kind() string { return "jpayment" }
 
 // Breaker is the account's breaker state.
-func (p *Provider) Breaker() string { return p.c.guard.State() }
+func (p *Provider) Breaker() string { return p.c.x.Guard.State() }
 
 // AssignsKey tells the handler that j-payment names payments by gid, which
 // exists only after the call: create records are kept apart from gids.
