@@ -11,5 +11,6 @@ import (
 )
 
 func main() {
+	setDefaultMemoryLimit()
 	caddycmd.Main()
 }

@@ -1,0 +1,46 @@
+package main
+
+import (
+	"os"
+	"runtime/debug"
+
+	"github.com/KimMachineGun/automemlimit/memlimit"
+)
+
+// defaultMemoryLimit is the Go soft memory limit paynorm runs with when the
+// operator sets none. A sidecar shares its host with the app, so its
+// footprint should stay bounded: without a limit the GC lets the heap grow
+// to twice what is live, and a burst of 5,000 slow payments (about 230 MB of
+// goroutine stacks and connection buffers, nearly all of it net/http's)
+// peaks near 400 MB. With the limit the GC runs more often in such a burst
+// instead; below it nothing changes. It is a soft limit: a process that
+// really needs more gets more.
+const (
+	defaultMemoryLimit      = 256 << 20
+	defaultMemoryLimitValue = "256MiB"
+)
+
+// applyDefaultMemoryLimit sets defaultMemoryLimit unless the operator chose
+// a limit: GOMEMLIMIT (any value, "off" included), AUTOMEMLIMIT, or a
+// cgroup memory limit, from which Caddy derives one itself (90%). It sets
+// GOMEMLIMIT in the environment too, so Caddy's start-up leaves it alone and
+// `paynorm environ` shows it. It returns whether it set the default.
+func applyDefaultMemoryLimit(lookup func(string) (string, bool), cgroupLimit func() (uint64, error), setenv func(string, string) error) bool {
+	for _, v := range []string{"GOMEMLIMIT", "AUTOMEMLIMIT"} {
+		if _, ok := lookup(v); ok {
+			return false
+		}
+	}
+	if limit, err := cgroupLimit(); err == nil && limit > 0 {
+		return false
+	}
+	if err := setenv("GOMEMLIMIT", defaultMemoryLimitValue); err != nil {
+		return false
+	}
+	debug.SetMemoryLimit(defaultMemoryLimit)
+	return true
+}
+
+func setDefaultMemoryLimit() {
+	applyDefaultMemoryLimit(os.LookupEnv, memlimit.FromCgroup, os.Setenv)
+}

@@ -1,0 +1,45 @@
+package main
+
+import (
+	"errors"
+	"runtime/debug"
+	"testing"
+)
+
+func TestDefaultMemoryLimit(t *testing.T) {
+	prev := debug.SetMemoryLimit(-1)
+	t.Cleanup(func() { debug.SetMemoryLimit(prev) })
+	noCgroup := func() (uint64, error) { return 0, errors.New("memory is not limited") }
+	cases := []struct {
+		name   string
+		env    map[string]string
+		cgroup func() (uint64, error)
+		want   bool
+	}{
+		{"nothing set", nil, noCgroup, true},
+		{"GOMEMLIMIT set", map[string]string{"GOMEMLIMIT": "1GiB"}, noCgroup, false},
+		{"GOMEMLIMIT off", map[string]string{"GOMEMLIMIT": "off"}, noCgroup, false},
+		{"AUTOMEMLIMIT set", map[string]string{"AUTOMEMLIMIT": "0.5"}, noCgroup, false},
+		{"container limit", nil, func() (uint64, error) { return 512 << 20, nil }, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			debug.SetMemoryLimit(prev)
+			set := map[string]string{}
+			lookup := func(k string) (string, bool) { v, ok := tc.env[k]; return v, ok }
+			setenv := func(k, v string) error { set[k] = v; return nil }
+			got := applyDefaultMemoryLimit(lookup, tc.cgroup, setenv)
+			if got != tc.want {
+				t.Fatalf("applied = %v, want %v", got, tc.want)
+			}
+			limit := debug.SetMemoryLimit(-1)
+			if tc.want {
+				if set["GOMEMLIMIT"] != "256MiB" || limit != 256<<20 {
+					t.Fatalf("GOMEMLIMIT env %q, runtime limit %d; want 256MiB both", set["GOMEMLIMIT"], limit)
+				}
+			} else if len(set) != 0 || limit != prev {
+				t.Fatalf("an operator's choice was overridden: env %v, limit %d (was %d)", set, limit, prev)
+			}
+		})
+	}
+}
