@@ -39,7 +39,6 @@ type config struct {
 	load                    float64
 	bin, cpuprofile         string
 	keep, strict, memOnly   bool
-	pin                     bool
 	heapprofile, store      string
 }
 
@@ -57,7 +56,6 @@ func main() {
 	flag.BoolVar(&cfg.keep, "keep", false, "keep the temp dir with Caddyfiles and server logs")
 	flag.StringVar(&cfg.store, "store", "bolt", "paynorm's store: bolt (the durable default, one fsync'd group commit per write) or memory (paynorm's own overhead without durability)")
 	flag.BoolVar(&cfg.strict, "strict", false, "exit 1 when a target fails")
-	flag.BoolVar(&cfg.pin, "pin", true, "run the load generator on the first CPU and the servers on the others (needs 2 CPUs and taskset), so the generator does not compete with what it measures")
 	flag.BoolVar(&cfg.memOnly, "memory-only", false, "run only the memory test (for profiling)")
 	flag.StringVar(&cfg.heapprofile, "heapprofile", "", "write paynorm's heap profile, taken with every memory-test payment in flight, to this file")
 	flag.Parse()
@@ -115,13 +113,6 @@ func run(cfg config) (bool, error) {
 		}
 	}
 
-	var split cpuSplit
-	if cfg.pin {
-		if split, err = splitCPUs(); err != nil {
-			logf("not pinning CPUs: %v", err)
-		}
-	}
-
 	var ports [4]int
 	for i := range ports {
 		if ports[i], err = freePort(); err != nil {
@@ -130,14 +121,14 @@ func run(cfg config) (bool, error) {
 	}
 	simPort, proxyPort, pnPort, adminPort := ports[0], ports[1], ports[2], ports[3]
 	global := "{\n\tadmin off\n\tauto_https off\n\tpersist_config off\n}\n"
-	sim, err := startServer(bin, split.servers, dir, "simulator", global+fmt.Sprintf(":%d {\n\tpaynorm_sandbox\n}\n", simPort), simPort, "/sandbox/ledger")
+	sim, err := startServer(bin, dir, "simulator", global+fmt.Sprintf(":%d {\n\tpaynorm_sandbox\n}\n", simPort), simPort, "/sandbox/ledger")
 	if err != nil {
 		return false, err
 	}
 	defer sim.stop()
 	// Caddy keeps 32 idle upstream connections per host by default; the
 	// benchmark's concurrency needs more or the proxy churns connections.
-	proxy, err := startServer(bin, split.servers, dir, "reverse_proxy", global+fmt.Sprintf(
+	proxy, err := startServer(bin, dir, "reverse_proxy", global+fmt.Sprintf(
 		":%d {\n\treverse_proxy 127.0.0.1:%d {\n\t\ttransport http {\n\t\t\tkeepalive_idle_conns_per_host 1024\n\t\t}\n\t}\n}\n",
 		proxyPort, simPort), proxyPort, "/sandbox/ledger")
 	if err != nil {
@@ -147,7 +138,7 @@ func run(cfg config) (bool, error) {
 	// No rate_limit line: paynorm's limiter is off, as the proxy has none.
 	pnConf := fmt.Sprintf("{\n\tadmin 127.0.0.1:%d\n\tauto_https off\n\tpersist_config off\n}\n:%d {\n\tpaynorm {\n\t\taccount gmo {\n\t\t\ttype gmo\n\t\t\tendpoint http://127.0.0.1:%d\n\t\t\tshop_id %s\n\t\t\tshop_pass %s\n\t\t\ttimeout 10s\n\t\t}\n\t\tstore %s\n\t}\n}\n",
 		adminPort, pnPort, simPort, shopID, shopPass, storeLine(cfg.store, dir))
-	pn, err := startServer(bin, split.servers, dir, "paynorm", pnConf, pnPort, "/v1/health")
+	pn, err := startServer(bin, dir, "paynorm", pnConf, pnPort, "/v1/health")
 	if err != nil {
 		return false, err
 	}
@@ -272,17 +263,8 @@ func run(cfg config) (bool, error) {
 	}
 
 	// Report.
-	fmt.Printf("\npaynorm benchmark, %s\nmachine: %s\nGo %s. ", time.Now().Format("2006-01-02 15:04"), machine(), runtime.Version())
-	if split.servers != "" {
-		fmt.Printf("Load generator pinned to CPU %s; simulator, reverse_proxy and paynorm share CPU(s) %s (taskset; GOMAXPROCS follows).\n", split.generator, split.servers)
-	} else {
-		fmt.Printf("GOMAXPROCS %d; generator and all three servers share these CPUs.\n", runtime.GOMAXPROCS(0))
-	}
-	if v := os.Getenv("GOMEMLIMIT"); v != "" {
-		fmt.Printf("GOMEMLIMIT=%s from the environment (the servers inherit it).\n", v)
-	} else {
-		fmt.Println("GOMEMLIMIT unset: the servers run with paynorm's default soft memory limit (256 MiB).")
-	}
+	fmt.Printf("\npaynorm benchmark, %s\nmachine: %s\nGo %s, GOMAXPROCS per process %d; generator and all three servers share these CPUs.\n",
+		time.Now().Format("2006-01-02 15:04"), machine(), runtime.Version(), runtime.GOMAXPROCS(0))
 	fmt.Printf("RLIMIT_NOFILE raised to %d (inherited by the servers). paynorm store: %s.\n\n", nofile, cfg.store)
 	fmt.Printf("Maximum throughput (closed loop, %d workers, %s per scenario)\n", cfg.conc, cfg.duration)
 	header()

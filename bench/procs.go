@@ -79,9 +79,7 @@ func freePort() (int, error) {
 }
 
 // startServer runs `paynorm run` on a Caddyfile and waits for ready to answer.
-// With cpus set it runs under taskset on those CPUs only (Go sizes
-// GOMAXPROCS to them).
-func startServer(bin, cpus, dir, name, caddyfile string, port int, ready string) (*server, error) {
+func startServer(bin, dir, name, caddyfile string, port int, ready string) (*server, error) {
 	conf := filepath.Join(dir, name+".Caddyfile")
 	if err := os.WriteFile(conf, []byte(caddyfile), 0o600); err != nil {
 		return nil, err
@@ -91,12 +89,7 @@ func startServer(bin, cpus, dir, name, caddyfile string, port int, ready string)
 	if err != nil {
 		return nil, err
 	}
-	args := []string{"run", "--config", conf, "--adapter", "caddyfile"}
-	cmd := exec.Command(bin, args...)
-	if cpus != "" {
-		// taskset execs paynorm in place: the pid stays paynorm's.
-		cmd = exec.Command("taskset", append([]string{"-c", cpus, bin}, args...)...)
-	}
+	cmd := exec.Command(bin, "run", "--config", conf, "--adapter", "caddyfile")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Caddy's own state goes to the temp dir, never the user's home.
 	cmd.Env = append(os.Environ(), "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir, "HOME="+dir)
