@@ -57,7 +57,7 @@ func main() {
 	flag.StringVar(&cfg.store, "store", "bolt", "paynorm's store: bolt (the durable default, one fsync'd group commit per write) or memory (paynorm's own overhead without durability)")
 	flag.BoolVar(&cfg.strict, "strict", false, "exit 1 when a target fails")
 	flag.BoolVar(&cfg.memOnly, "memory-only", false, "run only the memory test (for profiling)")
-	flag.StringVar(&cfg.heapprofile, "heapprofile", "", "write paynorm's heap profile, taken with every memory-test payment in flight, to this file")
+	flag.StringVar(&cfg.heapprofile, "heapprofile", "", "write paynorm's heap profile, goroutines and memstats at the memory test's peak RSS to this file (and .goroutines.txt, .memstats.txt)")
 	flag.Parse()
 	ok, err := run(cfg)
 	if err != nil {
@@ -265,7 +265,12 @@ func run(cfg config) (bool, error) {
 	// Report.
 	fmt.Printf("\npaynorm benchmark, %s\nmachine: %s\nGo %s, GOMAXPROCS per process %d; generator and all three servers share these CPUs.\n",
 		time.Now().Format("2006-01-02 15:04"), machine(), runtime.Version(), runtime.GOMAXPROCS(0))
-	fmt.Printf("RLIMIT_NOFILE raised to %d (inherited by the servers). paynorm store: %s.\n\n", nofile, cfg.store)
+	fmt.Printf("RLIMIT_NOFILE raised to %d (inherited by the servers). paynorm store: %s.\n", nofile, cfg.store)
+	if v := os.Getenv("GOMEMLIMIT"); v != "" {
+		fmt.Printf("GOMEMLIMIT=%s from the environment (the servers inherit it).\n\n", v)
+	} else {
+		fmt.Printf("GOMEMLIMIT unset: the servers run with the binary's default soft memory limit (224 MiB).\n\n")
+	}
 	fmt.Printf("Maximum throughput (closed loop, %d workers, %s per scenario)\n", cfg.conc, cfg.duration)
 	header()
 	for _, sc := range []*scenario{direct, hop, create, capture} {
@@ -452,18 +457,37 @@ func memoryTest(front, sim *server, do op, api string, n int, delay time.Duratio
 	}
 	start := time.Now()
 	close(gate)
+	stopProf := make(chan struct{})
+	profDone := make(chan struct{})
 	if heapprofile != "" {
+		// The profiles are retaken whenever paynorm's RSS reaches a new
+		// high, so the files describe the peak, not a moment of the ramp.
 		go func() {
-			for peak.Load() < int64(n) && time.Since(start) < 10*time.Second {
-				time.Sleep(10 * time.Millisecond)
+			defer close(profDone)
+			var best int64
+			for {
+				select {
+				case <-stopProf:
+					return
+				case <-time.After(100 * time.Millisecond):
+				}
+				rss, err := statusKB(front.pid(), "VmRSS")
+				if err != nil || rss < best+best/20 {
+					continue
+				}
+				best = rss
+				logf("heap profile at RSS %.1f MB", float64(rss)/1024)
+				saveProfile(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/heap", adminPort), heapprofile)
+				saveProfile(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/goroutine?debug=1", adminPort), heapprofile+".goroutines.txt")
+				saveProfile(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/heap?debug=1", adminPort), heapprofile+".memstats.txt")
 			}
-			time.Sleep(delay / 4)
-			saveProfile(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/heap?gc=1", adminPort), heapprofile)
-			saveProfile(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/goroutine?debug=1", adminPort), heapprofile+".goroutines.txt")
-			saveProfile(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/heap?debug=1", adminPort), heapprofile+".memstats.txt")
 		}()
+	} else {
+		close(profDone)
 	}
 	wg.Wait()
+	close(stopProf)
+	<-profDone
 	res.s = rec.sample(time.Since(start))
 	res.peak = int(peak.Load())
 	res.hwm, err = statusKB(front.pid(), "VmHWM")

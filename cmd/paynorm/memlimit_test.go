@@ -34,8 +34,8 @@ func TestDefaultMemoryLimit(t *testing.T) {
 			}
 			limit := debug.SetMemoryLimit(-1)
 			if tc.want {
-				if set["GOMEMLIMIT"] != "256MiB" || limit != 256<<20 {
-					t.Fatalf("GOMEMLIMIT env %q, runtime limit %d; want 256MiB both", set["GOMEMLIMIT"], limit)
+				if set["GOMEMLIMIT"] != "224MiB" || limit != 224<<20 {
+					t.Fatalf("GOMEMLIMIT env %q, runtime limit %d; want 224MiB both", set["GOMEMLIMIT"], limit)
 				}
 			} else if len(set) != 0 || limit != prev {
 				t.Fatalf("an operator's choice was overridden: env %v, limit %d (was %d)", set, limit, prev)
