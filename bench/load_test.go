@@ -4,6 +4,7 @@ package main
 
 import (
 	"os"
+	"runtime/debug"
 	"testing"
 	"time"
 )
@@ -39,4 +40,34 @@ func TestProcReadersOnThisProcess(t *testing.T) {
 	if err != nil || hwm <= 0 {
 		t.Fatalf("VmHWM = %v, %v", hwm, err)
 	}
+}
+
+func TestResetPeakRSS(t *testing.T) {
+	// Touch 64 MiB, hand it back to the OS, and the peak must fall back
+	// once reset.
+	touch(64 << 20)
+	peak, err := statusKB(os.Getpid(), "VmHWM")
+	if err != nil {
+		t.Fatal(err)
+	}
+	debug.FreeOSMemory()
+	if err := resetPeakRSS(os.Getpid()); err != nil {
+		t.Skipf("this kernel cannot reset VmHWM: %v", err)
+	}
+	after, err := statusKB(os.Getpid(), "VmHWM")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after > peak-32<<10 {
+		t.Fatalf("VmHWM %d kB after the reset, %d kB before: not reset", after, peak)
+	}
+}
+
+// touch writes n bytes of a fresh allocation, so they count in RSS.
+func touch(n int) byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(i)
+	}
+	return b[n-1]
 }

@@ -164,6 +164,12 @@ func statusKB(pid int, key string) (int64, error) {
 	return 0, fmt.Errorf("%s not in /proc/%d/status", key, pid)
 }
 
+// resetPeakRSS sets pid's VmHWM back to its current RSS (Linux >= 4.0), so
+// a later reading is the peak of what ran in between.
+func resetPeakRSS(pid int) error {
+	return os.WriteFile("/proc/"+strconv.Itoa(pid)+"/clear_refs", []byte("5"), 0)
+}
+
 // machine describes the host for the figures table.
 func machine() string {
 	model := "unknown CPU"
