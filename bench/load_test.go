@@ -71,3 +71,13 @@ func touch(n int) byte {
 	}
 	return b[n-1]
 }
+
+func TestSyncLatency(t *testing.T) {
+	s, err := syncLatency(t.TempDir(), 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.n != 5 || s.errs != 0 || s.pct(50) <= 0 {
+		t.Fatalf("syncLatency = n %d, errs %d, p50 %v", s.n, s.errs, s.pct(50))
+	}
+}

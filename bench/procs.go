@@ -164,6 +164,31 @@ func statusKB(pid int, key string) (int64, error) {
 	return 0, fmt.Errorf("%s not in /proc/%d/status", key, pid)
 }
 
+// syncLatency times n rounds of a 4 KiB write and fdatasync in dir: the
+// floor of one bbolt commit, which does two of them.
+func syncLatency(dir string, n int) (sample, error) {
+	f, err := os.CreateTemp(dir, "fsync-")
+	if err != nil {
+		return sample{}, err
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	page := make([]byte, 4096)
+	var rec recorder
+	start := time.Now()
+	for i := range n {
+		t0 := time.Now()
+		if _, err := f.WriteAt(page, int64(i)*4096); err != nil {
+			return sample{}, err
+		}
+		if err := syscall.Fdatasync(int(f.Fd())); err != nil {
+			return sample{}, err
+		}
+		rec.add(time.Since(t0), nil)
+	}
+	return rec.sample(time.Since(start)), nil
+}
+
 // resetPeakRSS sets pid's VmHWM back to its current RSS (Linux >= 4.0), so
 // a later reading is the peak of what ran in between.
 func resetPeakRSS(pid int) error {
