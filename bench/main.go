@@ -244,7 +244,7 @@ func run(cfg config) (bool, error) {
 
 	logf("memory test: %d create-payments in flight, simulator ExecTran answers after %s", cfg.inflight, cfg.delay)
 	memClient := newClient(cfg.inflight+16, 0)
-	mem, err := memoryTest(pn, sim, createPayment(memClient, pn.base(), o), "ExecTran", cfg.inflight, cfg.delay, adminPort, cfg.heapprofile)
+	mem, err := memoryTest(pn, sim, get(memClient, pn.base()+"/v1/health"), createPayment(memClient, pn.base(), o), "ExecTran", cfg.inflight, cfg.delay, adminPort, cfg.heapprofile)
 	if err != nil {
 		return false, err
 	}
@@ -253,7 +253,7 @@ func run(cfg config) (bool, error) {
 	// to hold that many slow requests.
 	logf("memory baseline: %d SearchTrades in flight through reverse_proxy, simulator answers after %s", cfg.inflight, cfg.delay)
 	proxyClient := newClient(cfg.inflight+16, 0)
-	memProxy, err := memoryTest(proxy, sim, searchTrade(proxyClient, proxy.base(), seed), "SearchTrade", cfg.inflight, cfg.delay, 0, "")
+	memProxy, err := memoryTest(proxy, sim, get(proxyClient, proxy.base()+"/sandbox/ledger"), searchTrade(proxyClient, proxy.base(), seed), "SearchTrade", cfg.inflight, cfg.delay, 0, "")
 	if err != nil {
 		return false, err
 	}
@@ -438,8 +438,26 @@ type memResult struct {
 // memoryTest holds n requests in flight at once through front: the
 // simulator delays each call of api, so every request waits inside front
 // with its inbound and outbound connections open.
-func memoryTest(front, sim *server, do op, api string, n int, delay time.Duration, adminPort int, heapprofile string) (memResult, error) {
+//
+// warm runs n times at once first, so the generator holds n open keep-alive
+// connections and the burst does not dial: 5,000 dials take the generator
+// longer than the simulator's delay, and the first payments would be
+// answered before the last were sent.
+func memoryTest(front, sim *server, warm, do op, api string, n int, delay time.Duration, adminPort int, heapprofile string) (memResult, error) {
 	var res memResult
+	var warmErrs atomic.Int64
+	var wwg sync.WaitGroup
+	for range n {
+		wwg.Go(func() {
+			if warm(context.Background()) != nil {
+				warmErrs.Add(1)
+			}
+		})
+	}
+	wwg.Wait()
+	if e := warmErrs.Load(); e > 0 {
+		logf("warning: %d of %d warm-up requests to %s failed", e, n, front.name)
+	}
 	fault := fmt.Sprintf(`{"api":%q,"kind":"delay","delay_ms":%d,"count":%d}`, api, delay.Milliseconds(), n)
 	resp, err := http.Post(sim.base()+"/sandbox/faults", "application/json", strings.NewReader(fault))
 	if err != nil {

@@ -42,6 +42,26 @@ func post(ctx context.Context, c *http.Client, url, contentType string, body []b
 	return nil
 }
 
+// get fetches url and expects 200: the memory test's connection warm-up.
+func get(c *http.Client, url string) op {
+	return func(ctx context.Context) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		_, _ = io.Copy(io.Discard, resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("GET %s: HTTP %d", url, resp.StatusCode)
+		}
+		return nil
+	}
+}
+
 // searchTrade is the simulator call of scenarios (a) and (b): one GMO
 // SearchTrade of an existing order, straight or through a proxy.
 func searchTrade(c *http.Client, base, orderID string) op {
