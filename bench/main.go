@@ -253,7 +253,7 @@ func run(cfg config) (bool, error) {
 	// to hold that many slow requests.
 	logf("memory baseline: %d SearchTrades in flight through reverse_proxy, simulator answers after %s", cfg.inflight, cfg.delay)
 	proxyClient := newClient(cfg.inflight+16, 0)
-	memProxy, err := memoryTest(proxy, sim, get(proxyClient, proxy.base()+"/sandbox/ledger"), searchTrade(proxyClient, proxy.base(), seed), "SearchTrade", cfg.inflight, cfg.delay, 0, "")
+	memProxy, err := memoryTest(proxy, sim, searchTrade(proxyClient, proxy.base(), seed), searchTrade(proxyClient, proxy.base(), seed), "SearchTrade", cfg.inflight, cfg.delay, 0, "")
 	if err != nil {
 		return false, err
 	}
