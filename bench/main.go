@@ -93,7 +93,7 @@ func run(cfg config) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("raising RLIMIT_NOFILE: %v", err)
 	}
-	if need := uint64(2*cfg.inflight + 1024); nofile < need {
+	if need := uint64(2*(cfg.inflight+cfg.inflight/50) + 1024); nofile < need {
 		logf("warning: RLIMIT_NOFILE is %d; the memory test needs about %d (raise the hard limit: ulimit -Hn)", nofile, need)
 	}
 	root, err := moduleRoot()
@@ -131,18 +131,22 @@ func run(cfg config) (bool, error) {
 	}
 	defer sim.stop()
 	// Caddy keeps 32 idle upstream connections per host by default; the
-	// benchmark's concurrency needs more or the proxy churns connections.
+	// benchmark's concurrency needs more or the proxy churns connections,
+	// and its memory test as many as it holds in flight, or the burst's
+	// thousands of dials overflow the simulator's listen queue.
 	proxy, err := startServer(bin, dir, "reverse_proxy", global+fmt.Sprintf(
-		":%d {\n\treverse_proxy 127.0.0.1:%d {\n\t\ttransport http {\n\t\t\tkeepalive_idle_conns_per_host 1024\n\t\t}\n\t}\n}\n",
-		proxyPort, simPort), proxyPort, "/sandbox/ledger")
+		":%d {\n\treverse_proxy 127.0.0.1:%d {\n\t\ttransport http {\n\t\t\tkeepalive_idle_conns_per_host %d\n\t\t}\n\t}\n}\n",
+		proxyPort, simPort, max(1024, 2*cfg.inflight)), proxyPort, "/sandbox/ledger")
 	if err != nil {
 		return false, err
 	}
 	defer proxy.stop()
 	// No rate_limit line: paynorm's limiter is off, as the proxy has none.
-	pnConf := fmt.Sprintf("{\n\tadmin 127.0.0.1:%d\n\tauto_https off\n\tpersist_config off\n}\n:%d {\n\tpaynorm {\n\t\taccount gmo {\n\t\t\ttype gmo\n\t\t\tendpoint http://127.0.0.1:%d\n\t\t\tshop_id %s\n\t\t\tshop_pass %s\n\t\t\ttimeout 10s\n\t\t}\n\t\tstore %s\n\t}\n}\n",
-		adminPort, pnPort, simPort, shopID, shopPass, storeLine(cfg.store, dir))
-	pn, err := startServer(bin, dir, "paynorm", pnConf, pnPort, "/v1/health")
+	pnConf := func(db string) string {
+		return fmt.Sprintf("{\n\tadmin 127.0.0.1:%d\n\tauto_https off\n\tpersist_config off\n}\n:%d {\n\tpaynorm {\n\t\taccount gmo {\n\t\t\ttype gmo\n\t\t\tendpoint http://127.0.0.1:%d\n\t\t\tshop_id %s\n\t\t\tshop_pass %s\n\t\t\ttimeout 10s\n\t\t}\n\t\tstore %s\n\t}\n}\n",
+			adminPort, pnPort, simPort, shopID, shopPass, storeLine(cfg.store, filepath.Join(dir, db)))
+	}
+	pn, err := startServer(bin, dir, "paynorm", pnConf("paynorm.db"), pnPort, "/v1/health")
 	if err != nil {
 		return false, err
 	}
@@ -242,18 +246,31 @@ func run(cfg config) (bool, error) {
 		halves[sc] = h
 	}
 
-	logf("memory test: %d create-payments in flight, simulator ExecTran answers after %s", cfg.inflight, cfg.delay)
-	memClient := newClient(cfg.inflight+16, 0)
-	mem, err := memoryTest(pn, sim, get(memClient, pn.base()+"/v1/health"), createPayment(memClient, pn.base(), o), "ExecTran", cfg.inflight, cfg.delay, adminPort, cfg.heapprofile)
+	// 2% more than the target are sent: the generator needs longer than the
+	// simulator's delay to dispatch thousands of requests on a shared CPU,
+	// so the first answers arrive before the last requests leave.
+	sent := cfg.inflight + cfg.inflight/50
+	logf("memory test: %d create-payments sent at once for %d in flight, simulator ExecTran answers after %s", sent, cfg.inflight, cfg.delay)
+	// The memory test gets a paynorm of its own, a fresh process with a
+	// fresh store: its peak is then what the payments in flight cost, not
+	// what the earlier phases left behind (the bolt file is mapped into
+	// paynorm, and the pages it touched count in its RSS).
+	pn.stop()
+	if pn, err = startServer(bin, dir, "paynorm-memtest", pnConf("paynorm-memtest.db"), pnPort, "/v1/health"); err != nil {
+		return false, err
+	}
+	defer pn.stop()
+	memClient := newClient(sent+16, 0)
+	mem, err := memoryTest(pn, sim, get(memClient, pn.base()+"/v1/health"), createPayment(memClient, pn.base(), o), "ExecTran", sent, cfg.delay, adminPort, cfg.heapprofile)
 	if err != nil {
 		return false, err
 	}
 	memClient.CloseIdleConnections()
 	// The same load through the plain reverse_proxy: what Caddy itself needs
 	// to hold that many slow requests.
-	logf("memory baseline: %d SearchTrades in flight through reverse_proxy, simulator answers after %s", cfg.inflight, cfg.delay)
-	proxyClient := newClient(cfg.inflight+16, 0)
-	memProxy, err := memoryTest(proxy, sim, searchTrade(proxyClient, proxy.base(), seed), searchTrade(proxyClient, proxy.base(), seed), "SearchTrade", cfg.inflight, cfg.delay, 0, "")
+	logf("memory baseline: %d SearchTrades sent at once through reverse_proxy, simulator answers after %s", sent, cfg.delay)
+	proxyClient := newClient(sent+16, 0)
+	memProxy, err := memoryTest(proxy, sim, searchTrade(proxyClient, proxy.base(), seed), searchTrade(proxyClient, proxy.base(), seed), "SearchTrade", sent, cfg.delay, 0, "")
 	if err != nil {
 		return false, err
 	}
@@ -300,14 +317,15 @@ func run(cfg config) (bool, error) {
 		row(sc.label, sc.calls, h.paynorm, pn, sim)
 		row(fmt.Sprintf("(b) reverse_proxy at %dx: same calls/s", sc.calls), 1, h.hopCalls, proxy, sim)
 	}
-	fmt.Printf("\nMemory: %d create-payments in flight (simulator ExecTran delayed %s)\n", cfg.inflight, cfg.delay)
+	fmt.Printf("\nMemory: %d create-payments sent at once for a target of %d in flight (simulator ExecTran delayed %s)\n", sent, cfg.inflight, cfg.delay)
 	fmt.Printf("  peak in flight %d, errors %d, wall %s, p50 %s, p99 %s\n", mem.peak, mem.s.errs, mem.s.elapsed.Round(time.Millisecond), ms(mem.s.pct(50)), ms(mem.s.pct(99)))
-	fmt.Printf("  paynorm RSS before %.1f MB, peak VmHWM %.1f MB (%s)\n", float64(mem.rssBefore)/1024, float64(mem.hwm)/1024, hwmScope(mem))
+	fmt.Printf("  paynorm (fresh process and store) RSS before %.1f MB, peak VmHWM %.1f MB (%s); sampled peaks: anonymous %.1f MB, file-backed %.1f MB\n",
+		float64(mem.rssBefore)/1024, float64(mem.hwm)/1024, hwmScope(mem), float64(mem.anonPeak)/1024, float64(mem.filePeak)/1024)
 	if mem.s.firstErr != nil {
 		fmt.Printf("  first error: %v\n", mem.s.firstErr)
 	}
-	fmt.Printf("  baseline, plain reverse_proxy with %d SearchTrades in flight (simulator delayed %s): peak in flight %d, errors %d, RSS before %.1f MB, peak VmHWM %.1f MB (%s)\n",
-		cfg.inflight, cfg.delay, memProxy.peak, memProxy.s.errs, float64(memProxy.rssBefore)/1024, float64(memProxy.hwm)/1024, hwmScope(memProxy))
+	fmt.Printf("  baseline, plain reverse_proxy with %d SearchTrades sent at once (simulator delayed %s): peak in flight %d, errors %d, RSS before %.1f MB, peak VmHWM %.1f MB (%s)\n",
+		sent, cfg.delay, memProxy.peak, memProxy.s.errs, float64(memProxy.rssBefore)/1024, float64(memProxy.hwm)/1024, hwmScope(memProxy))
 
 	fmt.Println("\nTargets")
 	pass := true
@@ -433,6 +451,9 @@ type memResult struct {
 	peak           int
 	rssBefore, hwm int64
 	hwmReset       bool // VmHWM was reset before the test; else it covers the whole run
+	// The largest anonymous (heap, stacks) and file-backed (binary, mapped
+	// store) parts of the RSS, sampled every 50 ms.
+	anonPeak, filePeak int64
 }
 
 // memoryTest holds n requests in flight at once through front: the
@@ -490,6 +511,24 @@ func memoryTest(front, sim *server, warm, do op, api string, n int, delay time.D
 			rec.add(time.Since(t0), err)
 		})
 	}
+	sampled := make(chan struct{})
+	stopSampling := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for {
+			if v, err := statusKB(front.pid(), "RssAnon"); err == nil {
+				res.anonPeak = max(res.anonPeak, v)
+			}
+			if v, err := statusKB(front.pid(), "RssFile"); err == nil {
+				res.filePeak = max(res.filePeak, v)
+			}
+			select {
+			case <-stopSampling:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}()
 	start := time.Now()
 	close(gate)
 	stopProf := make(chan struct{})
@@ -523,6 +562,8 @@ func memoryTest(front, sim *server, warm, do op, api string, n int, delay time.D
 	wg.Wait()
 	close(stopProf)
 	<-profDone
+	close(stopSampling)
+	<-sampled
 	res.s = rec.sample(time.Since(start))
 	res.peak = int(peak.Load())
 	res.hwm, err = statusKB(front.pid(), "VmHWM")
@@ -592,9 +633,9 @@ func saveProfile(url, path string) {
 
 // storeLine is the store directive of paynorm's Caddyfile: the bolt file
 // lives in the run's temp dir so runs never share records.
-func storeLine(kind, dir string) string {
+func storeLine(kind, path string) string {
 	if kind == "memory" {
 		return "memory"
 	}
-	return "bolt " + filepath.Join(dir, "paynorm.db")
+	return "bolt " + path
 }
