@@ -2,8 +2,14 @@ package main
 
 import (
 	"errors"
+	"os"
+	"os/exec"
 	"runtime/debug"
+	"slices"
+	"strings"
 	"testing"
+
+	"github.com/KimMachineGun/automemlimit/memlimit"
 )
 
 func TestDefaultMemoryLimit(t *testing.T) {
@@ -41,5 +47,34 @@ func TestDefaultMemoryLimit(t *testing.T) {
 				t.Fatalf("an operator's choice was overridden: env %v, limit %d (was %d)", set, limit, prev)
 			}
 		})
+	}
+}
+
+// The built binary applies the default before Caddy starts, and an
+// operator's GOMEMLIMIT is left alone.
+func TestBinaryMemoryLimit(t *testing.T) {
+	if limit, err := memlimit.FromCgroup(); err == nil && limit > 0 {
+		t.Skip("this machine has a cgroup memory limit: Caddy derives GOMEMLIMIT from it")
+	}
+	bin := build(t)
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "GOMEMLIMIT=") && !strings.HasPrefix(kv, "AUTOMEMLIMIT=") {
+			env = append(env, kv)
+		}
+	}
+	for _, tc := range []struct{ set, want string }{{"", "GOMEMLIMIT=224MiB"}, {"GOMEMLIMIT=1GiB", "GOMEMLIMIT=1GiB"}} {
+		cmd := exec.Command(bin, "environ")
+		cmd.Env = env
+		if tc.set != "" {
+			cmd.Env = append(slices.Clone(env), tc.set)
+		}
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("environ: %v\n%s", err, out)
+		}
+		if !slices.Contains(strings.Split(string(out), "\n"), tc.want) {
+			t.Errorf("with %q set, environ lacks %s", tc.set, tc.want)
+		}
 	}
 }
