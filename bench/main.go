@@ -256,12 +256,13 @@ func run(cfg config) (bool, error) {
 	// what the earlier phases left behind (the bolt file is mapped into
 	// paynorm, and the pages it touched count in its RSS).
 	pn.stop()
-	if pn, err = startServer(bin, dir, "paynorm-memtest", pnConf("paynorm-memtest.db"), pnPort, "/v1/health"); err != nil {
+	pnMem, err := startServer(bin, dir, "paynorm-memtest", pnConf("paynorm-memtest.db"), pnPort, "/v1/health")
+	if err != nil {
 		return false, err
 	}
-	defer pn.stop()
+	defer pnMem.stop()
 	memClient := newClient(sent+16, 0)
-	mem, err := memoryTest(pn, sim, get(memClient, pn.base()+"/v1/health"), createPayment(memClient, pn.base(), o), "ExecTran", sent, cfg.delay, adminPort, cfg.heapprofile)
+	mem, err := memoryTest(pnMem, sim, get(memClient, pnMem.base()+"/v1/health"), createPayment(memClient, pnMem.base(), o), "ExecTran", sent, cfg.delay, adminPort, cfg.heapprofile)
 	if err != nil {
 		return false, err
 	}
