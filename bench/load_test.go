@@ -43,23 +43,25 @@ func TestProcReadersOnThisProcess(t *testing.T) {
 }
 
 func TestResetPeakRSS(t *testing.T) {
-	// Touch 64 MiB, hand it back to the OS, and the peak must fall back
-	// once reset.
+	// Touch 64 MiB and hand it back to the OS: the peak stays up until it
+	// is reset, then it is the current RSS again.
 	touch(64 << 20)
+	debug.FreeOSMemory()
 	peak, err := statusKB(os.Getpid(), "VmHWM")
 	if err != nil {
 		t.Fatal(err)
 	}
-	debug.FreeOSMemory()
 	if err := resetPeakRSS(os.Getpid()); err != nil {
 		t.Skipf("this kernel cannot reset VmHWM: %v", err)
 	}
-	after, err := statusKB(os.Getpid(), "VmHWM")
-	if err != nil {
-		t.Fatal(err)
+	after, err1 := statusKB(os.Getpid(), "VmHWM")
+	rss, err2 := statusKB(os.Getpid(), "VmRSS")
+	if err1 != nil || err2 != nil {
+		t.Fatal(err1, err2)
 	}
-	if after > peak-32<<10 {
-		t.Fatalf("VmHWM %d kB after the reset, %d kB before: not reset", after, peak)
+	// A few MB of slack: the runtime may map pages between the readings.
+	if after >= peak || after > rss+8<<10 {
+		t.Fatalf("after the reset VmHWM is %d kB with VmRSS %d kB; the peak before was %d kB", after, rss, peak)
 	}
 }
 

@@ -295,7 +295,7 @@ func run(cfg config) (bool, error) {
 		time.Now().Format("2006-01-02 15:04"), machine(), runtime.Version(), runtime.GOMAXPROCS(0))
 	fmt.Printf("RLIMIT_NOFILE raised to %d (inherited by the servers). paynorm store: %s.\n", nofile, cfg.store)
 	if v := os.Getenv("GOMEMLIMIT"); v != "" {
-		fmt.Printf("GOMEMLIMIT=%s from the environment (the servers inherit it).\n\n", v)
+		fmt.Printf("GOMEMLIMIT=%s from the environment (the servers inherit it).\n", v)
 	} else {
 		fmt.Printf("GOMEMLIMIT unset: the servers run with the binary's default soft memory limit (224 MiB).\n")
 	}
@@ -462,9 +462,8 @@ type memResult struct {
 // with its inbound and outbound connections open.
 //
 // warm runs n times at once first, so the generator holds n open keep-alive
-// connections and the burst does not dial: 5,000 dials take the generator
-// longer than the simulator's delay, and the first payments would be
-// answered before the last were sent.
+// connections and the burst does not dial: thousands of dials at once slow
+// the generator's dispatch and overflow listen queues.
 func memoryTest(front, sim *server, warm, do op, api string, n int, delay time.Duration, adminPort int, heapprofile string) (memResult, error) {
 	var res memResult
 	var warmErrs atomic.Int64
@@ -512,16 +511,27 @@ func memoryTest(front, sim *server, warm, do op, api string, n int, delay time.D
 			rec.add(time.Since(t0), err)
 		})
 	}
+	// Every 50 ms: the largest anonymous and file-backed RSS, and with
+	// heapprofile, paynorm's profiles retaken at each new high of its RSS,
+	// so the files describe the peak, not a moment of the ramp.
 	sampled := make(chan struct{})
 	stopSampling := make(chan struct{})
 	go func() {
 		defer close(sampled)
+		var best int64
 		for {
 			if v, err := statusKB(front.pid(), "RssAnon"); err == nil {
 				res.anonPeak = max(res.anonPeak, v)
 			}
 			if v, err := statusKB(front.pid(), "RssFile"); err == nil {
 				res.filePeak = max(res.filePeak, v)
+			}
+			if rss, err := statusKB(front.pid(), "VmRSS"); heapprofile != "" && err == nil && rss >= best+best/20 {
+				best = rss
+				logf("heap profile at RSS %.1f MB", float64(rss)/1024)
+				saveProfile(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/heap", adminPort), heapprofile)
+				saveProfile(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/goroutine?debug=1", adminPort), heapprofile+".goroutines.txt")
+				saveProfile(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/heap?debug=1", adminPort), heapprofile+".memstats.txt")
 			}
 			select {
 			case <-stopSampling:
@@ -532,37 +542,7 @@ func memoryTest(front, sim *server, warm, do op, api string, n int, delay time.D
 	}()
 	start := time.Now()
 	close(gate)
-	stopProf := make(chan struct{})
-	profDone := make(chan struct{})
-	if heapprofile != "" {
-		// The profiles are retaken whenever paynorm's RSS reaches a new
-		// high, so the files describe the peak, not a moment of the ramp.
-		go func() {
-			defer close(profDone)
-			var best int64
-			for {
-				select {
-				case <-stopProf:
-					return
-				case <-time.After(100 * time.Millisecond):
-				}
-				rss, err := statusKB(front.pid(), "VmRSS")
-				if err != nil || rss < best+best/20 {
-					continue
-				}
-				best = rss
-				logf("heap profile at RSS %.1f MB", float64(rss)/1024)
-				saveProfile(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/heap", adminPort), heapprofile)
-				saveProfile(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/goroutine?debug=1", adminPort), heapprofile+".goroutines.txt")
-				saveProfile(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/heap?debug=1", adminPort), heapprofile+".memstats.txt")
-			}
-		}()
-	} else {
-		close(profDone)
-	}
 	wg.Wait()
-	close(stopProf)
-	<-profDone
 	close(stopSampling)
 	<-sampled
 	res.s = rec.sample(time.Since(start))
