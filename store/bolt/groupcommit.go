@@ -1,6 +1,7 @@
 package bolt
 
 import (
+	"fmt"
 	"sync"
 	"sync/atomic"
 
@@ -91,7 +92,7 @@ func (c *committer) loop() {
 func (c *committer) commit(group []*pendingWrite) {
 	err := c.db.Update(func(tx *bbolt.Tx) error {
 		for _, w := range group {
-			if err := w.fn(tx); err != nil {
+			if err := w.run(tx); err != nil {
 				return err
 			}
 		}
@@ -109,8 +110,19 @@ func (c *committer) commit(group []*pendingWrite) {
 		return
 	}
 	for _, w := range group {
-		w.err <- c.db.Update(w.fn)
+		w.err <- c.db.Update(w.run)
 	}
+}
+
+// run calls fn; a panic becomes that write's error instead of ending the
+// loop that every other write waits on.
+func (w *pendingWrite) run(tx *bbolt.Tx) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("store write panicked: %v", p)
+		}
+	}()
+	return w.fn(tx)
 }
 
 // close lets the queued writes finish, refuses new ones and ends the loop.

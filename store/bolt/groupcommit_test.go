@@ -144,3 +144,14 @@ func TestGroupCommitRefusesWritesAfterClose(t *testing.T) {
 		t.Fatalf("write after close = %v", err)
 	}
 }
+
+func TestGroupCommitPanickingWriteFailsAlone(t *testing.T) {
+	_, c := openCommitter(t)
+	err := c.write(func(*bbolt.Tx) error { panic("boom") })
+	if err == nil {
+		t.Fatal("a panicking write reported success")
+	}
+	if err := c.write(put("after")); err != nil {
+		t.Fatalf("the store stopped writing after a panic: %v", err)
+	}
+}
