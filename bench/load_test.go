@@ -4,6 +4,7 @@ package main
 
 import (
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"testing"
 	"time"
@@ -81,5 +82,19 @@ func TestSyncLatency(t *testing.T) {
 	}
 	if s.n != 5 || s.errs != 0 || s.pct(50) <= 0 {
 		t.Fatalf("syncLatency = n %d, errs %d, p50 %v", s.n, s.errs, s.pct(50))
+	}
+}
+
+func TestBinaryEnv(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "fake")
+	script := "#!/bin/sh\n[ \"$1\" = environ ] || exit 1\necho HOME=/x\necho GOMEMLIMIT=7MiB\n"
+	if err := os.WriteFile(bin, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if got := binaryEnv(bin, "GOMEMLIMIT"); got != "7MiB" {
+		t.Errorf("GOMEMLIMIT = %q", got)
+	}
+	if got := binaryEnv(bin, "AUTOMEMLIMIT"); got != "(unset)" {
+		t.Errorf("AUTOMEMLIMIT = %q", got)
 	}
 }

@@ -297,7 +297,7 @@ func run(cfg config) (bool, error) {
 	if v := os.Getenv("GOMEMLIMIT"); v != "" {
 		fmt.Printf("GOMEMLIMIT=%s from the environment (the servers inherit it).\n", v)
 	} else {
-		fmt.Printf("GOMEMLIMIT unset: the servers run with the binary's default soft memory limit (224 MiB).\n")
+		fmt.Printf("GOMEMLIMIT unset here: the servers run with GOMEMLIMIT=%s (the binary's default; a cgroup limit would replace it).\n", binaryEnv(bin, "GOMEMLIMIT"))
 	}
 	if syncs.n > 0 {
 		fmt.Printf("Disk under the temp dir, idle: 4 KiB write + fdatasync p50 %s, p99 %s. A bolt commit does two; a create waits for two commits.\n", ms(syncs.pct(50)), ms(syncs.pct(99)))

@@ -189,6 +189,21 @@ func syncLatency(dir string, n int) (sample, error) {
 	return rec.sample(time.Since(start)), nil
 }
 
+// binaryEnv is the value of key in the environment the paynorm binary runs
+// with: what `paynorm environ` prints, after the binary's own defaults.
+func binaryEnv(bin, key string) string {
+	out, err := exec.Command(bin, "environ").Output()
+	if err != nil {
+		return "?"
+	}
+	for line := range strings.SplitSeq(string(out), "\n") {
+		if v, ok := strings.CutPrefix(line, key+"="); ok {
+			return v
+		}
+	}
+	return "(unset)"
+}
+
 // resetPeakRSS sets pid's VmHWM back to its current RSS (Linux >= 4.0), so
 // a later reading is the peak of what ran in between.
 func resetPeakRSS(pid int) error {

@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"runtime/debug"
+	"strconv"
 
 	"github.com/KimMachineGun/automemlimit/memlimit"
 )
@@ -18,10 +19,7 @@ import (
 // limit plus ~45 MB of binary that the limit does not count); below the
 // limit nothing changes. It is a soft limit: a process that really needs
 // more gets more, with the GC's CPU share capped at 50%.
-const (
-	defaultMemoryLimit      = 224 << 20
-	defaultMemoryLimitValue = "224MiB"
-)
+const defaultMemoryLimit = 224 << 20
 
 // applyDefaultMemoryLimit sets defaultMemoryLimit unless the operator chose
 // a limit: GOMEMLIMIT (any value, "off" included), AUTOMEMLIMIT, or a
@@ -37,7 +35,7 @@ func applyDefaultMemoryLimit(lookup func(string) (string, bool), cgroupLimit fun
 	if limit, err := cgroupLimit(); err == nil && limit > 0 {
 		return false
 	}
-	if err := setenv("GOMEMLIMIT", defaultMemoryLimitValue); err != nil {
+	if err := setenv("GOMEMLIMIT", strconv.Itoa(defaultMemoryLimit>>20)+"MiB"); err != nil {
 		return false
 	}
 	debug.SetMemoryLimit(defaultMemoryLimit)
