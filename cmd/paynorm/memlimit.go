@@ -11,12 +11,12 @@ import (
 // defaultMemoryLimit is the Go soft memory limit paynorm runs with when the
 // operator sets none. A sidecar shares its host with the app, so its
 // footprint should stay bounded. Without a limit the GC lets the heap grow
-// to twice what is live, and a burst of 5,000 slow payments peaks near
-// 400 MB RSS, although only ~200 MB of it is live: goroutine stacks and
-// per-connection buffers, nearly all of it net/http's. With the limit the
-// GC runs more often during such a burst (the bench's 5,000-payment burst
-// drains in ~9 s instead of ~7.5 s) and the peak stays near 270 MB (the
-// limit plus ~45 MB of binary that the limit does not count); below the
+// to twice what is live, and the bench's burst of 5,000 slow payments
+// peaked at 376-410 MB RSS, although ~240 MB of it is live: goroutine
+// stacks and per-connection buffers, nearly all of them net/http's. With the
+// limit the GC runs more often during such a burst (it drained in ~9 s
+// instead of ~7.5 s) and the peak was 270-295 MB (the limit plus ~50 MB of
+// binary and mapped store file that the limit does not count); below the
 // limit nothing changes. It is a soft limit: a process that really needs
 // more gets more, with the GC's CPU share capped at 50%.
 const defaultMemoryLimit = 224 << 20
