@@ -31,6 +31,7 @@ func parsePaynorm(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //	    notify_url       <url>
 //	    notify_secret    <secret>
 //	    kickback_allow   <cidr...>
+//	    kickback_token   <secret path token> | off
 //	    store            bolt [<path>] | memory | redis <addr>... [{ username, password, db, prefix }]
 //	    resolve_after    <duration>
 //	    account <name> {
@@ -84,6 +85,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 		case "notify_secret":
 			if !d.Args(&h.NotifySecret) {
+				return d.ArgErr()
+			}
+		case "kickback_token":
+			if !d.Args(&h.KickbackToken) {
 				return d.ArgErr()
 			}
 		case "kickback_allow":

@@ -17,6 +17,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/paynorm/paynorm/ledger"
 	"github.com/paynorm/paynorm/normalize"
 	"github.com/paynorm/paynorm/providers"
 	"github.com/paynorm/paynorm/providers/gmo"
@@ -46,8 +47,15 @@ type Handler struct {
 	// NotifySecret is the HMAC-SHA256 key of the event signatures. Never logged.
 	NotifySecret string `json:"notify_secret,omitempty"`
 	// KickbackAllow lists the CIDRs (or IPs) j-payment kickbacks may come
-	// from; empty allows any source.
+	// from; empty allows any source (the secret path token still applies).
 	KickbackAllow []string `json:"kickback_allow,omitempty"`
+	// KickbackToken is the secret last path segment of the j-payment
+	// kickback URL (/v1/webhooks/jpayment/<token>), at least 16
+	// characters; placeholders such as {env.PAYNORM_KICKBACK_TOKEN} are
+	// replaced at provision time. Required with a j-payment account; "off"
+	// accepts kickbacks on /v1/webhooks/jpayment without one (sandbox only).
+	// Never logged.
+	KickbackToken string `json:"kickback_token,omitempty"`
 	// Store keeps idempotency keys and payment records (default: bolt in
 	// Caddy's data directory).
 	Store *StoreConfig `json:"store,omitempty"`
@@ -61,7 +69,9 @@ type Handler struct {
 	order     []string
 	// store keeps idempotency keys, payment records and the webhook outbox
 	// (bolt by default, see Store).
-	store    store.Store
+	store store.Store
+	// ledger is the one writer of payment records (over store).
+	ledger   *ledger.Ledger
 	stores   *storeState
 	poolKeys []string
 	logger   *zap.Logger
@@ -115,7 +125,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		if err != nil {
 			return err
 		}
-		h.providers[a.Name] = h.withEvents(p)
+		h.providers[a.Name] = p
 		h.order = append(h.order, a.Name)
 	}
 	if err := h.provisionStore(repl); err != nil {
@@ -134,9 +144,7 @@ func (h *Handler) newProvider(a *Account, st *accountState) (providers.Provider,
 	case "jpayment":
 		c := jpayment.NewClient(jpayment.Config{Account: a.Name, Endpoint: a.Endpoint, AID: a.AID,
 			Timeout: time.Duration(a.Timeout)}, st.transport, st.guard, observe)
-		p := jpayment.New(c, nil) // the store comes after the accounts: see startWebhooks
-		h.webhooks.jpayment = append(h.webhooks.jpayment, p)
-		return p, nil
+		return jpayment.New(c), nil
 	case "gmo_ivr":
 		return newIVRProvider(a, st, observe), nil
 	}
@@ -241,6 +249,8 @@ var routes = []apiRoute{
 	{"POST", "payments/{id}/reauthorize", "reauthorize", func(h *Handler, c *call) int { return h.paymentOp(c, "reauthorize") }},
 	{"GET", "webhooks/jpayment", "jpayment_kickback", (*Handler).jpaymentKickback},
 	{"POST", "webhooks/jpayment", "jpayment_kickback", (*Handler).jpaymentKickback},
+	{"GET", "webhooks/jpayment/{token}", "jpayment_kickback", (*Handler).jpaymentKickback},
+	{"POST", "webhooks/jpayment/{token}", "jpayment_kickback", (*Handler).jpaymentKickback},
 }
 
 // match reports whether path fits pattern and collects its parameters.
@@ -348,9 +358,7 @@ func (h *Handler) createPayment(c *call) int {
 	seed := normalize.NewPayment(p.Account(), req.OrderID)
 	seed.SetAmounts(req.Amount, req.Tax, req.Shipping)
 	seed.Capture, seed.Metadata = req.Capture, req.Metadata
-	pay, err := h.recorded(ctx, p, providers.CreateRecordKey(p, req.OrderID), "create", seed, func(ctx context.Context) (*normalize.Payment, error) {
-		return p.CreatePayment(ctx, req)
-	})
+	pay, err := h.createRecorded(ctx, p, req, seed)
 	return h.answer(w, rid, pay, err)
 }
 
@@ -380,18 +388,18 @@ func (h *Handler) paymentOp(c *call, op string) int {
 		if derr != nil {
 			return h.fail(w, rid, derr)
 		}
-		pay, err = h.recorded(ctx, p, key, op, nil, func(ctx context.Context) (*normalize.Payment, error) { return p.Capture(ctx, key, req) })
+		pay, err = h.followUp(ctx, p, key, op, func(ctx context.Context, t providers.Target) (*normalize.Payment, error) { return p.Capture(ctx, t, req) })
 	case "cancel":
 		if derr := normalize.DecodeEmpty(body); derr != nil {
 			return h.fail(w, rid, derr)
 		}
-		pay, err = h.recorded(ctx, p, key, op, nil, func(ctx context.Context) (*normalize.Payment, error) { return p.Cancel(ctx, key) })
+		pay, err = h.followUp(ctx, p, key, op, func(ctx context.Context, t providers.Target) (*normalize.Payment, error) { return p.Cancel(ctx, t) })
 	case "reauthorize":
 		req, derr := normalize.DecodeReauthorize(body)
 		if derr != nil {
 			return h.fail(w, rid, derr)
 		}
-		pay, err = h.recorded(ctx, p, key, op, nil, func(ctx context.Context) (*normalize.Payment, error) { return p.Reauthorize(ctx, key, req) })
+		pay, err = h.followUp(ctx, p, key, op, func(ctx context.Context, t providers.Target) (*normalize.Payment, error) { return p.Reauthorize(ctx, t, req) })
 	}
 	return h.answer(w, rid, pay, err)
 }

@@ -17,6 +17,7 @@ type metrics struct {
 	breaker     *prometheus.GaugeVec
 	rateLimited *prometheus.CounterVec
 	requests    *prometheus.CounterVec
+	kickbacks   *prometheus.CounterVec
 }
 
 var (
@@ -48,6 +49,10 @@ func sharedMetrics() *metrics {
 				Namespace: "paynorm", Name: "requests_total",
 				Help: "Unified API requests by route and HTTP status.",
 			}, []string{"route", "status"}),
+			kickbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
+				Namespace: "paynorm", Name: "kickbacks_total",
+				Help: "j-payment kickbacks by account and verdict (settled, agrees, ignored, recurring).",
+			}, []string{"account", "verdict"}),
 		}
 	})
 	return pm
@@ -58,7 +63,7 @@ func (m *metrics) register(reg prometheus.Registerer) error {
 	if reg == nil {
 		return nil
 	}
-	for _, c := range []prometheus.Collector{m.calls, m.latency, m.breaker, m.rateLimited, m.requests} {
+	for _, c := range []prometheus.Collector{m.calls, m.latency, m.breaker, m.rateLimited, m.requests, m.kickbacks} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {

@@ -102,7 +102,8 @@ func (h *Handler) notePhone(ctx context.Context, account string, out *normalize.
 	now := time.Now()
 	rec := &store.PaymentRecord{ID: phoneRecordID(account, out.ReceiptNo), Account: account, Key: out.ReceiptNo,
 		Status: "phone", Op: "phone", Payment: raw, CreatedAt: now, UpdatedAt: now}
-	if err := h.store.PutPayment(context.WithoutCancel(ctx), rec); err != nil {
+	// A note, not a payment: written once per receipt number, never changed.
+	if err := h.store.SwapPayment(context.WithoutCancel(ctx), rec); err != nil {
 		h.logger.Warn("store write failed", zap.String("receipt_no", out.ReceiptNo), zap.Error(err))
 	}
 }

@@ -4,28 +4,34 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/paynorm/paynorm/ledger"
 	"github.com/paynorm/paynorm/normalize"
 	"github.com/paynorm/paynorm/providers"
 	"github.com/paynorm/paynorm/store"
 )
 
-// recordStatusAction marks a payment waiting for the card holder (3-D
-// Secure): pending, but not something the resolver may settle as failed.
-const recordStatusAction = "action_required"
-
 // storeFailure is the answer when a write-ahead record cannot be written:
 // the provider is not called, so nothing can be lost.
 func storeFailure() *normalize.Error { return normalize.New("store_unavailable") }
 
+// busy answers an operation that found another one running on the payment.
+func busy(account string, e *ledger.Entry) *normalize.Error {
+	ne := normalize.New("payment_busy")
+	ne.Provider = account
+	if e != nil && e.Pay != nil {
+		ne.Payment = e.Pay
+	}
+	return ne
+}
+
 // orderIDFor fixes the order id of a create before the provider is called,
 // so the write-ahead record has its key. With an Idempotency-Key the id is
-// derived from it: a retry after a crash hits GMO's order id uniqueness and
+// derived from it: a retry after a crash finds the same order record and
 // gets the existing payment instead of a second charge.
 func orderIDFor(ctx context.Context, account string) string {
 	if k := idempotencyKeyFrom(ctx); k != "" {
@@ -35,87 +41,170 @@ func orderIDFor(ctx context.Context, account string) string {
 	return normalize.NewOrderID(time.Now())
 }
 
-// recorded runs one money-moving operation between a write-ahead record
-// (status pending) and its update with the outcome.
-// seed, when given, is the payment as requested: what a GET shows while
-// the provider has nothing yet.
-func (h *Handler) recorded(ctx context.Context, p providers.Provider, key, op string, seed *normalize.Payment, run func(context.Context) (*normalize.Payment, error)) (*normalize.Payment, error) {
+// callsPerOperation is the most provider calls one operation makes (GMO
+// create: EntryTran, ExecTran and a SearchTrade read-back; follow-ups:
+// SearchTrade, AlterTran and a read-back), plus one for retried reads.
+const callsPerOperation = 4
+
+// opLease is how long an operation may hold its payment: longer than its
+// worst-case provider calls, so a live operation never loses its lease.
+func (h *Handler) opLease(account string) time.Duration {
+	t := 30 * time.Second
+	for _, a := range h.Accounts {
+		if a.Name == account && a.Timeout > 0 {
+			t = time.Duration(a.Timeout)
+		}
+	}
+	return callsPerOperation*t + 30*time.Second
+}
+
+// createRecorded runs a create between its write-ahead order record and
+// the settlement of its outcome. An order that already has a payment is
+// answered with it (never charged again) or, when the request differs,
+// refused with order_id_exists.
+func (h *Handler) createRecorded(ctx context.Context, p providers.Provider, req *normalize.CreatePayment, seed *normalize.Payment) (*normalize.Payment, error) {
 	// A client hanging up must not cut a provider call in half: that would
 	// turn a clean answer into an unknown outcome.
 	ctx = context.WithoutCancel(ctx)
-	id := normalize.PaymentID(p.Account(), key)
-	now := time.Now()
-	prev, err := h.store.GetPayment(ctx, id)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		h.logger.Error("store read failed", zap.String("payment", id), zap.Error(err))
+	key := providers.CreateRecordKey(p, req.OrderID)
+	op := ledger.Op{ID: normalize.PaymentID(p.Account(), key), Account: p.Account(), Key: key, Name: ledger.OpCreate,
+		Seed: seed, Lease: h.opLease(p.Account())}
+	t, cur, err := h.ledger.Begin(ctx, op)
+	switch {
+	case errors.Is(err, ledger.ErrBusy):
+		return nil, busy(p.Account(), cur)
+	case errors.Is(err, ledger.ErrExists):
+		return h.existingOrder(ctx, p, cur, seed)
+	case err != nil:
+		h.logger.Error("store write failed", zap.String("payment", op.ID), zap.Error(err))
 		return nil, storeFailure()
 	}
-	rec := &store.PaymentRecord{ID: id, Account: p.Account(), Key: key, Status: normalize.StatusPending, Op: op, CreatedAt: now, UpdatedAt: now}
-	if prev != nil {
-		rec.CreatedAt, rec.Payment = prev.CreatedAt, prev.Payment
-	}
-	if seed != nil && rec.Payment == nil {
-		seed.Status = normalize.StatusPending
-		rec.Payment, _ = json.Marshal(seed)
-	}
-	if err := h.store.PutPayment(ctx, rec); err != nil {
-		h.logger.Error("store write failed", zap.String("payment", id), zap.Error(err))
-		return nil, storeFailure()
-	}
-	pay, perr := run(ctx)
-	h.settle(ctx, rec, prev, pay, perr)
+	pay, perr := p.CreatePayment(ctx, req)
+	h.settle(ctx, t, pay, perr)
 	return pay, perr
 }
 
-// settle stores the outcome of an operation in its record.
-func (h *Handler) settle(ctx context.Context, rec, prev *store.PaymentRecord, pay *normalize.Payment, perr error) {
-	var ne *normalize.Error
-	_ = asNormalized(perr, &ne)
-	switch {
-	case pay != nil:
-		rec.Status = pay.Status
-	case ne != nil && ne.Payment != nil:
-		pay = ne.Payment
-		rec.Status = pay.Status
-	case rec.Op == "create":
-		rec.Status = normalize.StatusFailed // refused before anything was executed
-	case prev != nil:
-		rec.Status = prev.Status // nothing was sent: the old state stands
-	default:
-		rec.Status = normalize.StatusFailed
-	}
-	if rec.Status == normalize.StatusPending && perr == nil {
-		rec.Status = recordStatusAction
-	}
-	if pay != nil {
-		rec.Payment, _ = json.Marshal(pay)
-	}
-	rec.UpdatedAt = time.Now()
-	if err := h.store.PutPayment(ctx, rec); err != nil {
-		// The pending record stays; the resolver settles it from the provider.
-		h.logger.Error("store write failed after the provider call", zap.String("payment", rec.ID), zap.Error(err))
+// settle records an operation's outcome; a failed write leaves the lease
+// in the record, and the resolver settles it from the provider.
+func (h *Handler) settle(ctx context.Context, t *ledger.Ticket, pay *normalize.Payment, perr error) {
+	if _, err := h.ledger.Settle(ctx, t, pay, perr); err != nil {
+		h.logger.Error("store write failed after the provider call", zap.String("payment", t.Start.Rec.ID), zap.Error(err))
 	}
 }
 
-// getMerged answers GET /payments/{id}: the provider's answer wins, except
-// that an entry GMO never executed (UNPROCESSED, read as pending) whose
-// record says failed stays failed. A missing record is rebuilt from the
-// provider; a payment the provider does not know is answered from its record.
+// existingOrder answers a create for an order paynorm already has.
+func (h *Handler) existingOrder(ctx context.Context, p providers.Provider, cur *ledger.Entry, seed *normalize.Payment) (*normalize.Payment, error) {
+	if cur.Rec.LinkedID != "" {
+		if linked, err := h.ledger.Get(ctx, cur.Rec.LinkedID); err == nil {
+			cur = linked
+		}
+	}
+	have := cur.Pay
+	if have == nil {
+		have = normalize.NewPayment(p.Account(), seed.OrderID)
+		have.Status = cur.Rec.Status
+	}
+	if have.Amount != seed.Amount || have.Tax != seed.Tax || have.Shipping != seed.Shipping || (have.Capture != "" && have.Capture != seed.Capture) {
+		e := normalize.Newf("order_id_exists", "Order %s already has a payment (%s, %d yen, %s) that differs from this request; nothing was sent.", seed.OrderID, have.ID, have.Total, have.Status)
+		e.Provider, e.Payment = p.Account(), have
+		return nil, e.WithParam("order_id")
+	}
+	if providers.Queryable(p) && ledger.Open(cur.Rec.Status) {
+		return h.getMerged(ctx, p, cur.Rec.Key) // the provider knows how it ended
+	}
+	return recordedPayment(cur), nil
+}
+
+// followUp runs capture, cancel or reauthorize on one payment, holding it
+// from before the call until its outcome is recorded: a second operation
+// on the same payment waits, or gets payment_busy.
+func (h *Handler) followUp(ctx context.Context, p providers.Provider, key, name string, run func(context.Context, providers.Target) (*normalize.Payment, error)) (*normalize.Payment, error) {
+	ctx = context.WithoutCancel(ctx)
+	id := normalize.PaymentID(p.Account(), key)
+	if _, err := h.ledger.Get(ctx, id); errors.Is(err, store.ErrNotFound) && providers.Queryable(p) {
+		// A payment paynorm has no record of (a lost store, the control
+		// panel): the provider's own answer makes the record first.
+		if _, gerr := h.getMerged(ctx, p, key); gerr != nil {
+			return nil, gerr
+		}
+	}
+	t, cur, err := h.ledger.Begin(ctx, ledger.Op{ID: id, Account: p.Account(), Key: key, Name: name, Lease: h.opLease(p.Account())})
+	switch {
+	case errors.Is(err, ledger.ErrBusy):
+		return nil, busy(p.Account(), cur)
+	case errors.Is(err, store.ErrNotFound):
+		e := normalize.Newf("resource_missing", "No payment %q is known to paynorm.", id)
+		e.Provider = p.Account()
+		return nil, e.WithParam("id")
+	case err != nil:
+		h.logger.Error("store write failed", zap.String("payment", id), zap.Error(err))
+		return nil, storeFailure()
+	}
+	pay, perr := run(ctx, providers.Target{Key: key, Known: recordedPayment(t.Start)})
+	h.settle(ctx, t, pay, perr)
+	return pay, perr
+}
+
+// recordedPayment is the payment as paynorm's record shows it.
+func recordedPayment(e *ledger.Entry) *normalize.Payment {
+	if e == nil || e.Rec == nil || e.Pay == nil {
+		return nil
+	}
+	pay := *e.Pay
+	pay.ProviderData = map[string]any{}
+	for k, v := range e.Pay.ProviderData {
+		pay.ProviderData[k] = v
+	}
+	switch {
+	case e.Rec.Status == ledger.StatusRequiresAction:
+		pay.Status = normalize.StatusPending
+	case e.Rec.Status != "":
+		pay.Status = e.Rec.Status
+	}
+	if e.Rec.Unconfirmed != "" {
+		pay.ProviderData["unconfirmed_operation"] = e.Rec.Unconfirmed
+	}
+	return &pay
+}
+
+// getMerged answers GET /payments/{id}. For a provider that can be asked,
+// its answer wins, except that an entry GMO never executed (UNPROCESSED,
+// read as pending) whose record says failed stays failed; the answer is
+// recorded unless the record changed while the provider was asked. For
+// j-payment the record is all there is.
 func (h *Handler) getMerged(ctx context.Context, p providers.Provider, key string) (*normalize.Payment, error) {
 	id := normalize.PaymentID(p.Account(), key)
-	rec, rerr := h.store.GetPayment(ctx, id)
+	cur, rerr := h.ledger.Get(ctx, id)
 	if rerr != nil && !errors.Is(rerr, store.ErrNotFound) {
 		h.logger.Warn("store read failed", zap.String("payment", id), zap.Error(rerr))
-		rec = nil
+	}
+	if cur != nil && cur.Rec.LinkedID != "" {
+		if linked, err := h.ledger.Get(ctx, cur.Rec.LinkedID); err == nil {
+			cur, id = linked, linked.Rec.ID
+			_, key, _ = normalize.SplitPaymentID(id)
+		}
+	}
+	if !providers.Queryable(p) {
+		if cur == nil {
+			e := normalize.Newf("resource_missing", "No payment %q is known to paynorm for this account (the provider has no query API; paynorm answers from its own records).", id)
+			e.Provider = p.Account()
+			return nil, e.WithParam("id")
+		}
+		pay := recordedPayment(cur)
+		if pay.Status == normalize.StatusPending && cur.Rec.Lease != nil && time.Now().After(cur.Rec.Lease.Until) {
+			pay.Status = normalize.StatusUnknown // the call never reported back
+		}
+		return pay, nil
+	}
+	var readVersion int64
+	if cur != nil {
+		readVersion = cur.Rec.Version
 	}
 	pay, err := p.GetPayment(ctx, key)
 	if err != nil {
-		stored := storedPayment(rec)
+		stored := recordedPayment(cur)
 		if stored == nil {
 			return nil, err
-		}
-		if rec.Status != recordStatusAction {
-			stored.Status = rec.Status
 		}
 		if isMissing(err) {
 			return stored, nil
@@ -126,15 +215,17 @@ func (h *Handler) getMerged(ctx context.Context, p providers.Provider, key strin
 		}
 		return nil, err
 	}
-	if rec != nil {
-		if pay.Status == normalize.StatusPending && rec.Status == normalize.StatusFailed {
+	if cur != nil {
+		if pay.Status == normalize.StatusPending && cur.Rec.Status == normalize.StatusFailed {
 			pay.Status = normalize.StatusFailed
 		}
-		if stored := storedPayment(rec); stored != nil {
+		if stored := cur.Pay; stored != nil {
 			fillFromRecord(pay, stored)
 		}
 	}
-	h.rebuild(ctx, rec, pay, key)
+	if _, err := h.ledger.Observe(context.WithoutCancel(ctx), id, readVersion, pay, "get"); err != nil && !errors.Is(err, ledger.ErrIllegal) {
+		h.logger.Warn("store write failed", zap.String("payment", id), zap.Error(err))
+	}
 	return pay, nil
 }
 
@@ -149,29 +240,6 @@ func fillFromRecord(pay, stored *normalize.Payment) {
 	}
 	if stored.Shipping > 0 && stored.Tax+stored.Shipping == pay.Tax {
 		pay.SetAmounts(pay.Amount, stored.Tax, stored.Shipping)
-	}
-}
-
-// rebuild writes the provider's definite state into the record when the
-// record is missing or behind.
-func (h *Handler) rebuild(ctx context.Context, rec *store.PaymentRecord, pay *normalize.Payment, key string) {
-	status := pay.Status
-	if status == normalize.StatusPending {
-		return // not definite: leave it to the record and the resolver
-	}
-	if rec != nil && rec.Status == status {
-		return
-	}
-	now := time.Now()
-	nrec := &store.PaymentRecord{ID: pay.ID, Account: pay.Provider, Key: key, Status: status, Op: "get", CreatedAt: now, UpdatedAt: now}
-	if rec != nil {
-		nrec.CreatedAt = rec.CreatedAt
-	} else if pay.CreatedAt != nil {
-		nrec.CreatedAt = *pay.CreatedAt
-	}
-	nrec.Payment, _ = json.Marshal(pay)
-	if err := h.store.PutPayment(context.WithoutCancel(ctx), nrec); err != nil {
-		h.logger.Warn("store write failed", zap.String("payment", pay.ID), zap.Error(err))
 	}
 }
 

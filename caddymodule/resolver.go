@@ -8,6 +8,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/paynorm/paynorm/ledger"
 	"github.com/paynorm/paynorm/normalize"
 	"github.com/paynorm/paynorm/providers"
 	"github.com/paynorm/paynorm/store"
@@ -27,8 +28,9 @@ type resolver struct {
 	st  store.Store
 	log *zap.Logger
 
-	mu    sync.Mutex
-	provs map[string]providers.Provider
+	mu     sync.Mutex
+	provs  map[string]providers.Provider
+	ledger *ledger.Ledger // the newest config's (its events setting)
 	after time.Duration // how old a record must be before it is resolved
 	// failAfter is how old a record must be before "the provider never
 	// executed it" may settle it as failed: at least twice the longest
@@ -48,9 +50,10 @@ func newResolver(st store.Store, log *zap.Logger) *resolver {
 }
 
 // register hands the resolver a config's accounts; the newest config wins.
-func (r *resolver) register(provs map[string]providers.Provider, after, failAfter time.Duration) {
+func (r *resolver) register(provs map[string]providers.Provider, l *ledger.Ledger, after, failAfter time.Duration) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.ledger = l
 	for name, p := range provs {
 		r.provs[name] = p
 	}
@@ -71,14 +74,14 @@ func (r *resolver) unregister(provs map[string]providers.Provider) {
 	}
 }
 
-func (r *resolver) settings() (time.Duration, map[string]providers.Provider) {
+func (r *resolver) settings() (time.Duration, map[string]providers.Provider, *ledger.Ledger) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	m := make(map[string]providers.Provider, len(r.provs))
 	for k, v := range r.provs {
 		m[k] = v
 	}
-	return r.after, m
+	return r.after, m, r.ledger
 }
 
 func (r *resolver) failGrace() time.Duration {
@@ -101,7 +104,7 @@ func (r *resolver) run() {
 		cancel()
 	}()
 	for {
-		after, _ := r.settings()
+		after, _, _ := r.settings()
 		tick := min(max(after/4, 100*time.Millisecond), 5*time.Second)
 		select {
 		case <-r.quit:
@@ -114,7 +117,10 @@ func (r *resolver) run() {
 
 // pass looks once at every unresolved record that is due.
 func (r *resolver) pass(ctx context.Context) {
-	after, provs := r.settings()
+	after, provs, l := r.settings()
+	if l == nil {
+		return
+	}
 	recs, err := r.st.Unresolved(ctx, resolveBatch)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -127,6 +133,9 @@ func (r *resolver) pass(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
+		if rec.Lease != nil && now.Before(rec.Lease.Until) {
+			continue // an operation is running: it settles its own outcome
+		}
 		if now.Sub(rec.UpdatedAt) < after || now.Before(rec.NextCheck) {
 			continue // maybe still in flight, or backing off
 		}
@@ -134,61 +143,63 @@ func (r *resolver) pass(ctx context.Context) {
 		if p == nil {
 			continue // the account is not configured (any more)
 		}
-		r.resolve(ctx, p, rec, after)
+		r.resolve(ctx, l, p, rec, after)
 	}
 }
 
-// resolve asks the provider once. A definite answer settles the record; a
-// create the provider never executed (GMO UNPROCESSED or no trade at all)
-// after the grace period moved no money, so it is failed; a provider fault
-// backs off exponentially up to maxResolveBackoff.
-func (r *resolver) resolve(ctx context.Context, p providers.Provider, rec *store.PaymentRecord, after time.Duration) {
+// resolve asks the provider once and hands the answer to the ledger, which
+// drops it if the record changed meanwhile. A create the provider never
+// executed (GMO UNPROCESSED or no trade at all) after the grace period
+// moved no money, so it is failed; a provider fault backs off
+// exponentially up to maxResolveBackoff. A provider that cannot be asked
+// (j-payment) leaves the record to its kickback or to a person: a crashed
+// operation is marked unknown (create) or unconfirmed (follow-up).
+func (r *resolver) resolve(ctx context.Context, l *ledger.Ledger, p providers.Provider, rec *store.PaymentRecord, after time.Duration) {
+	backoff := func() {
+		attempts := rec.Attempts + 1
+		_ = l.Note(ctx, rec.ID, rec.Version, attempts, time.Now().Add(min(after<<min(attempts, 20), maxResolveBackoff)))
+	}
+	if !providers.Queryable(p) {
+		if rec.Lease != nil {
+			if _, err := l.Abandon(ctx, rec.ID, rec.Version); err == nil {
+				r.log.Warn("operation without an outcome on a provider that cannot be asked", zap.String("payment", rec.ID), zap.String("op", rec.Lease.Op))
+			}
+			return
+		}
+		backoff()
+		return
+	}
 	pay, err := p.GetPayment(ctx, rec.Key)
-	var status string
 	switch {
 	case err == nil && pay.Status != normalize.StatusPending:
-		status = pay.Status
-	case err == nil || isMissing(err):
+	case (err == nil || isMissing(err)) && ledger.Open(rec.Status):
 		if wait := rec.UpdatedAt.Add(r.failGrace()); time.Now().Before(wait) {
 			// Not executed yet, but a late execution may still come: look
 			// again once the longest provider timeout has surely passed.
-			rec.NextCheck = wait
-			_ = r.st.PutPayment(ctx, rec)
+			_ = l.Note(ctx, rec.ID, rec.Version, rec.Attempts, wait)
 			return
 		}
-		status = normalize.StatusFailed
 		if pay == nil {
-			pay = storedPayment(rec)
-		}
-		if pay == nil {
-			pay = normalize.NewPayment(rec.Account, rec.Key)
+			if pay = storedPayment(rec); pay == nil {
+				pay = normalize.NewPayment(rec.Account, rec.Key)
+			}
 		}
 		pay.Status = normalize.StatusFailed
 	default:
-		if ctx.Err() != nil {
-			return
+		if ctx.Err() == nil {
+			backoff()
 		}
-		rec.Attempts++
-		backoff := min(after<<min(rec.Attempts, 20), maxResolveBackoff)
-		rec.NextCheck = time.Now().Add(backoff)
-		_ = r.st.PutPayment(ctx, rec)
 		return
 	}
-	// Skip if a request rewrote the record meanwhile: it knows better.
-	if cur, err := r.st.GetPayment(ctx, rec.ID); err != nil || !cur.UpdatedAt.Equal(rec.UpdatedAt) {
-		return
+	if stored := storedPayment(rec); stored != nil && pay.Status != normalize.StatusFailed {
+		fillFromRecord(pay, stored)
 	}
-	from := rec.Status
-	rec.Status, rec.Op, rec.UpdatedAt, rec.NextCheck = status, "resolve", time.Now(), time.Time{}
-	rec.Attempts++
-	if pay != nil {
-		rec.Payment, _ = json.Marshal(pay)
-	}
-	if err := r.st.PutPayment(ctx, rec); err != nil {
-		return
+	after2, err := l.Observe(ctx, rec.ID, rec.Version, pay, "resolve")
+	if err != nil || after2 == nil || after2.Rec.Version == rec.Version {
+		return // the record changed meanwhile, or nothing was new
 	}
 	r.log.Info("payment resolved from the provider", zap.String("payment", rec.ID),
-		zap.String("from", from), zap.String("to", status), zap.Int("attempts", rec.Attempts))
+		zap.String("from", rec.Status), zap.String("to", after2.Rec.Status), zap.Int("attempts", rec.Attempts+1))
 }
 
 func isMissing(err error) bool {

@@ -14,6 +14,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"go.uber.org/zap"
 
+	"github.com/paynorm/paynorm/ledger"
 	"github.com/paynorm/paynorm/store"
 	"github.com/paynorm/paynorm/store/bolt"
 	"github.com/paynorm/paynorm/store/redis"
@@ -47,6 +48,8 @@ type storeState struct {
 	store    store.Store
 	resolver *resolver
 	backend  string
+	// locks serialize operations on one payment across configs.
+	locks *ledger.Locks
 }
 
 // Destruct stops the resolver and closes the store once no config uses it.
@@ -127,7 +130,7 @@ func loadStore(c StoreConfig, log *zap.Logger) (*storeState, string, error) {
 			s = store.NewMemory()
 		}
 		log.Info("paynorm store opened", zap.String("backend", c.Backend), zap.String("path", c.Path), zap.Strings("addrs", c.Addrs))
-		return &storeState{store: s, resolver: newResolver(s, log), backend: c.Backend}, nil
+		return &storeState{store: s, resolver: newResolver(s, log), backend: c.Backend, locks: ledger.NewLocks()}, nil
 	})
 	if err != nil {
 		return nil, "", err
@@ -194,6 +197,7 @@ func parseStore(d *caddyfile.Dispenser) (*StoreConfig, error) {
 // (tests) is used as it is.
 func (h *Handler) provisionStore(repl *caddy.Replacer) error {
 	if h.store != nil {
+		h.ledger = ledger.New(h.store, nil, h.webhooks.notifyURL != "")
 		return nil
 	}
 	var cfg StoreConfig
@@ -210,8 +214,9 @@ func (h *Handler) provisionStore(repl *caddy.Replacer) error {
 	}
 	h.poolKeys = append(h.poolKeys, key)
 	h.store, h.stores = st.store, st
+	h.ledger = ledger.New(h.store, st.locks, h.webhooks.notifyURL != "")
 	after, failAfter := h.resolveGrace()
-	st.resolver.register(h.providers, after, failAfter)
+	st.resolver.register(h.providers, h.ledger, after, failAfter)
 	return nil
 }
 

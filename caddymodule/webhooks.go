@@ -2,9 +2,7 @@ package caddymodule
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"net"
@@ -18,6 +16,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/paynorm/paynorm/ledger"
 	"github.com/paynorm/paynorm/normalize"
 	"github.com/paynorm/paynorm/notify"
 	"github.com/paynorm/paynorm/providers"
@@ -31,9 +30,9 @@ type webhooks struct {
 	notifyURL, secret string
 	notifier          *notify.Notifier
 	allow             []netip.Prefix
-	// jpayment are this config's j-payment providers, handed the store once
-	// it is open.
-	jpayment []*jpayment.Provider
+	// kickbackToken is the secret path segment kickbacks must carry; empty
+	// only when the operator wrote "kickback_token off".
+	kickbackToken string
 }
 
 func (w *webhooks) stop() {
@@ -54,6 +53,9 @@ func (h *Handler) provisionWebhooks(repl *caddy.Replacer) error {
 		}
 		h.webhooks.allow = append(h.webhooks.allow, p)
 	}
+	if err := h.provisionKickbackToken(repl); err != nil {
+		return err
+	}
 	if notifyURL == "" {
 		if secret != "" {
 			return errors.New("notify_secret is set but notify_url is not")
@@ -71,19 +73,16 @@ func (h *Handler) provisionWebhooks(repl *caddy.Replacer) error {
 	return nil
 }
 
-// startWebhooks gives the j-payment providers the store (their payment
-// records live there) and starts delivering the store's outbox.
+// startWebhooks starts delivering the store's outbox.
 func (h *Handler) startWebhooks() error {
 	if h.store == nil {
 		return errors.New("no store is open")
-	}
-	for _, p := range h.webhooks.jpayment {
-		p.UseStore(h.store)
 	}
 	if h.webhooks.notifyURL == "" {
 		return nil
 	}
 	h.webhooks.notifier = notify.New(notify.Config{URL: h.webhooks.notifyURL, Secret: h.webhooks.secret, Store: h.store, Logger: h.logger.Named("webhooks")})
+	h.ledger.OnEvents = h.webhooks.notifier.Wake
 	h.webhooks.notifier.Start()
 	return nil
 }
@@ -123,63 +122,69 @@ func (w *webhooks) allowed(r *http.Request) bool {
 	return false
 }
 
-// Event is the JSON body of a webhook delivery.
-type Event struct {
-	ID        string    `json:"id"`
-	Object    string    `json:"object"`
-	Type      string    `json:"type"`
-	CreatedAt time.Time `json:"created_at"`
-	// Provider is the account name the event concerns.
-	Provider string    `json:"provider"`
-	Data     EventData `json:"data"`
-}
+// minKickbackToken is the shortest secret path token accepted.
+const minKickbackToken = 16
 
-// EventData carries the payment and, for recurring billing, the subscription.
-type EventData struct {
-	Payment      *normalize.Payment `json:"payment,omitempty"`
-	Subscription *Subscription      `json:"subscription,omitempty"`
-	// Kickback is the provider's notification as received (passwords removed).
-	Kickback map[string]string `json:"kickback,omitempty"`
-}
-
-// Subscription is j-payment recurring billing (自動課金) as events show it.
-type Subscription struct {
-	ID     string `json:"id"`
-	Status string `json:"status"`
-	// Retrying is true while j-payment retries a failed recurring charge.
-	Retrying bool `json:"retrying,omitempty"`
-	Trial    bool `json:"trial,omitempty"`
-}
-
-// stableEventID derives the id from what the event says, so the same
-// notification received twice is the same event and receivers can drop the
-// duplicate.
-func stableEventID(parts ...string) string {
-	sum := sha256.Sum256([]byte(strings.Join(parts, "\x1f")))
-	return "evt_" + hex.EncodeToString(sum[:12])
-}
-
-// emit persists an event in the outbox; it returns once the event is safe.
-func (h *Handler) emit(ctx context.Context, ev *Event) error {
-	if h.webhooks.notifier == nil {
+// provisionKickbackToken checks the kickback path token: a j-payment
+// account needs one (kickbacks carry no signature, so the secret URL is
+// what keeps forged ones out), unless the operator wrote "off".
+func (h *Handler) provisionKickbackToken(repl *caddy.Replacer) error {
+	tok := strings.TrimSpace(repl.ReplaceAll(h.KickbackToken, ""))
+	hasJPayment := false
+	for _, a := range h.Accounts {
+		hasJPayment = hasJPayment || a.Type == "jpayment"
+	}
+	switch {
+	case tok == "off":
 		return nil
+	case tok == "" && hasJPayment:
+		return errors.New("kickback_token is required with a j-payment account: kickbacks carry no signature, so a secret URL (/v1/webhooks/jpayment/<token>) keeps forged ones out; set it from the environment (kickback_token {env.PAYNORM_KICKBACK_TOKEN}) or write 'kickback_token off' for the sandbox")
+	case tok != "" && (len(tok) < minKickbackToken || !isToken(tok)):
+		return fmt.Errorf("kickback_token must be at least %d characters of A-Z a-z 0-9 - _ . (it is a URL path segment)", minKickbackToken)
 	}
-	ev.Object = "event"
-	if ev.CreatedAt.IsZero() {
-		ev.CreatedAt = time.Now().In(normalize.JST)
-	}
-	body, err := json.Marshal(ev)
-	if err != nil {
-		return err
-	}
-	return h.webhooks.notifier.Enqueue(ctx, &store.Event{ID: ev.ID, Type: ev.Type, Body: body})
+	h.webhooks.kickbackToken = tok
+	return nil
 }
 
-// jpaymentKickback receives j-payment's rt=0 notifications: the payment
-// record is updated, the event stored in the outbox, and only then is the
-// non-empty answer j-payment judges success by written.
+// tokenOK compares the request's path token with the configured one in
+// constant time.
+func (w *webhooks) tokenOK(got string) bool {
+	if w.kickbackToken == "" {
+		return got == ""
+	}
+	return subtle.ConstantTimeCompare([]byte(got), []byte(w.kickbackToken)) == 1
+}
+
+// kickbackFailed answers a kickback paynorm could not record. j-payment
+// judges delivery by a non-empty body (seed 002), so the body stays empty:
+// the kickback counts as failed and is sent again.
+func kickbackFailed(w http.ResponseWriter) int {
+	w.Header().Set("Content-Length", "0")
+	w.WriteHeader(http.StatusInternalServerError)
+	return http.StatusInternalServerError
+}
+
+// kickbackOK is the non-empty answer j-payment judges success by.
+func kickbackOK(w http.ResponseWriter) int {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write([]byte("OK"))
+	return http.StatusOK
+}
+
+// jpaymentKickback receives j-payment's rt=0 notifications. Each is a
+// claim (DESIGN.md "Provider notifications are claims"): it arrives only
+// on the secret path and from allowed sources, may settle only a create
+// paynorm itself left open and whose amounts it matches, never changes a
+// settled payment, and never creates a payment paynorm did not start.
+// The non-empty answer is written only once the outcome is durable.
 func (h *Handler) jpaymentKickback(c *call) int {
 	w, r, rid := c.w, c.r, c.rid
+	if !h.webhooks.tokenOK(c.params["token"]) {
+		// Not found, like any unknown path: a wrong token reveals nothing.
+		h.logger.Warn("kickback with a wrong path token", zap.String("remote", r.RemoteAddr), zap.String("request_id", rid))
+		return h.fail(w, rid, normalize.Newf("route_not_found", "No endpoint %s %s/webhooks/jpayment/….", r.Method, h.Prefix))
+	}
 	if !h.webhooks.allowed(r) {
 		h.logger.Warn("kickback from a source not in kickback_allow", zap.String("remote", r.RemoteAddr), zap.String("request_id", rid))
 		return h.fail(w, rid, normalize.New("source_not_allowed"))
@@ -201,23 +206,15 @@ func (h *Handler) jpaymentKickback(c *call) int {
 	if aerr != nil {
 		return h.fail(w, rid, aerr)
 	}
-	ev, perr := h.applyKickback(c.ctx, account, k)
+	verdict, perr := h.applyKickback(c.ctx, account, k)
 	if perr != nil {
 		h.logger.Error("kickback not recorded", zap.String("request_id", rid), zap.String("gid", k.GID), zap.Error(perr))
-		e := normalize.Newf("processing_error", "paynorm could not record the kickback; send it again.")
-		return h.fail(w, rid, e.WithStatus(http.StatusInternalServerError))
+		return kickbackFailed(w)
 	}
-	if err := h.emit(c.ctx, ev); err != nil {
-		h.logger.Error("kickback event not stored", zap.String("request_id", rid), zap.String("event_id", ev.ID), zap.Error(err))
-		e := normalize.Newf("processing_error", "paynorm could not store the event; send the kickback again.")
-		return h.fail(w, rid, e.WithStatus(http.StatusInternalServerError))
-	}
+	h.metrics.kickbacks.WithLabelValues(account, verdict).Inc()
 	h.logger.Info("kickback received", zap.String("request_id", rid), zap.String("account", account), zap.String("gid", k.GID),
-		zap.String("rst", k.Rst), zap.String("ec", k.Ec), zap.String("event_id", ev.ID), zap.String("type", ev.Type))
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write([]byte("OK"))
-	return http.StatusOK
+		zap.String("rst", k.Rst), zap.String("ec", k.Ec), zap.String("verdict", verdict))
+	return kickbackOK(w)
 }
 
 // kickbackAccount picks the j-payment account: the "account" URL parameter
@@ -241,117 +238,124 @@ func (h *Handler) kickbackAccount(name string) (string, *normalize.Error) {
 	return "", e.WithParam("account")
 }
 
-// applyKickback updates the payment record and builds the event.
-func (h *Handler) applyKickback(ctx context.Context, account string, k *jpayment.Kickback) (*Event, error) {
-	pay, err := jpayment.LoadPayment(ctx, h.store, account, k.GID)
-	known := err == nil
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return nil, err
+// Kickback verdicts (metric label and log field).
+const (
+	kickbackSettled   = "settled"   // settled paynorm's own open create
+	kickbackAgrees    = "agrees"    // matches a payment paynorm already knows
+	kickbackIgnored   = "ignored"   // contradicts paynorm's records or names nothing of paynorm's
+	kickbackRecurring = "recurring" // recurring billing: an unverified event only
+)
+
+// applyKickback weighs one kickback against paynorm's records and reports
+// its verdict; an error means nothing durable happened (answer failure).
+func (h *Handler) applyKickback(ctx context.Context, account string, k *jpayment.Kickback) (string, error) {
+	ctx = context.WithoutCancel(ctx)
+	gidID := normalize.PaymentID(account, k.GID)
+	known, err := h.ledger.Get(ctx, gidID)
+	switch {
+	case err == nil:
+		if kickbackAgreesWith(k, known.Pay) {
+			return kickbackAgrees, nil
+		}
+		h.logger.Warn("kickback contradicts the recorded payment; ignored", zap.String("payment", gidID), zap.String("status", known.Rec.Status), zap.String("rst", k.Rst))
+		return kickbackIgnored, nil
+	case !errors.Is(err, store.ErrNotFound):
+		return "", err
 	}
+	if k.Cod != "" && k.Rst <= jpayment.RstFailure {
+		orderID := normalize.PaymentID(account, providers.CreateRecordKey(h.providers[account], k.Cod))
+		pay := claimedPayment(account, k)
+		ev := &ledger.Event{Provider: account, Data: ledger.EventData{Payment: pay, Kickback: kickbackFields(k)}}
+		ev.Type = "payment." + ledger.Verb(pay.Status)
+		ev.ID = ledger.StableEventID(account, ev.Type, k.GID, k.Rst)
+		agree := func(seed *normalize.Payment) bool {
+			if seed == nil || !k.HasAmounts || seed.Amount != k.Am || seed.Tax != k.Tx || seed.Shipping != k.Sf {
+				return false
+			}
+			// The claim is read in the light of what paynorm asked for.
+			pay.Capture, pay.Metadata, pay.CreatedAt = seed.Capture, seed.Metadata, seed.CreatedAt
+			if pay.Status != normalize.StatusFailed {
+				pay.Status = providers.StatusForJob(providers.JobFor(seed.Capture))
+			}
+			ev.Type = "payment." + ledger.Verb(pay.Status)
+			ev.ID = ledger.StableEventID(account, ev.Type, k.GID, k.Rst)
+			return true
+		}
+		ok, err := h.ledger.ClaimOrder(ctx, orderID, pay, agree, ev)
+		if err != nil {
+			return "", err
+		}
+		if ok {
+			return kickbackSettled, nil
+		}
+	}
+	if k.Acid != "" {
+		return kickbackRecurring, h.ledger.Emit(ctx, recurringEvent(account, k))
+	}
+	h.logger.Warn("kickback for a payment paynorm did not start, or that contradicts its order; ignored", zap.String("account", account), zap.String("gid", k.GID))
+	return kickbackIgnored, nil
+}
+
+// kickbackAgreesWith reports whether a kickback about a payment paynorm
+// already has says what the record says.
+func kickbackAgreesWith(k *jpayment.Kickback, pay *normalize.Payment) bool {
+	if pay == nil {
+		return false
+	}
+	if k.HasAmounts && (pay.Amount != k.Am || pay.Tax != k.Tx || pay.Shipping != k.Sf) {
+		return false
+	}
+	failed := pay.Status == normalize.StatusFailed
+	return (k.Rst == jpayment.RstSuccess) != failed && (k.Ap == "" || k.Ap == pay.ApprovalCode)
+}
+
+// claimedPayment is the payment a kickback describes.
+func claimedPayment(account string, k *jpayment.Kickback) *normalize.Payment {
 	now := time.Now().In(normalize.JST)
-	// A create whose answer never came has no gid yet: its write-ahead
-	// record is keyed by the order id (cod, see providers.CreateRecordKey).
-	// This kickback settles it.
-	var settles *store.PaymentRecord
-	if !known && k.Cod != "" {
-		if rec, err := h.store.GetPayment(ctx, normalize.PaymentID(account, providers.CreateRecordKey(h.providers[account], k.Cod))); err == nil &&
-			(rec.Status == normalize.StatusUnknown || rec.Status == normalize.StatusPending) {
-			settles = rec
-		}
-	}
-	if !known {
-		// A payment paynorm did not make (payment link, recurring charge).
-		// An unknown job reads as authorized: a capture then either works or
-		// j-payment answers "already sold" (ER032), so nothing is lost.
-		pay = normalize.NewPayment(account, k.GID)
-		pay.OrderID = k.Cod
-		pay.CreatedAt = &now
-		pay.Capture = normalize.CaptureManual
-		if k.Acid != "" {
-			pay.Capture = normalize.CaptureAutomatic // recurring charges are CAPTURE only
-		} else if seed := storedPayment(settles); seed != nil && seed.Capture != "" {
-			pay.Capture, pay.Metadata = seed.Capture, seed.Metadata
-		} else {
-			pay.ProviderData["capture_mode_unknown"] = true
-		}
-		pay.Status = normalize.StatusUnknown
-	}
-	if k.HasAmounts {
-		pay.SetAmounts(k.Am, k.Tx, k.Sf)
-	}
-	if k.Ap != "" {
-		pay.ApprovalCode = k.Ap
-	}
-	if k.God != "" {
-		pay.TransactionID = k.God
-	}
+	pay := normalize.NewPayment(account, k.GID)
+	pay.OrderID = k.Cod
+	pay.SetAmounts(k.Am, k.Tx, k.Sf)
+	pay.ApprovalCode, pay.TransactionID = k.Ap, k.God
+	pay.CreatedAt, pay.UpdatedAt = &now, &now
 	pay.ProviderData["gid"] = k.GID
+	pay.ProviderData["settled_by"] = "kickback"
 	if k.Ec != "" {
 		pay.ProviderData["ec"] = k.Ec
 	}
-	// Only an open outcome is settled by a kickback: a status paynorm got
-	// from a synchronous answer or a later job is never rolled back.
-	open := pay.Status == normalize.StatusUnknown || pay.Status == normalize.StatusPending
-	switch k.Rst {
-	case jpayment.RstSuccess:
-		if open {
-			pay.Status = providers.StatusForJob(providers.JobFor(pay.Capture))
-		}
-	case jpayment.RstFailure, jpayment.RstRetryFailed, jpayment.RstTrialRetryFailed:
-		if open {
-			pay.Status = normalize.StatusFailed
-		}
-	case jpayment.RstStopped:
-		if !known {
-			pay = nil // a stop notice is about the subscription, not a payment
-		}
+	pay.Status = normalize.StatusFailed
+	if k.Rst == jpayment.RstSuccess {
+		pay.Status = normalize.StatusAuthorized // refined by the order's capture mode
 	}
-	if pay != nil {
-		if open || !known {
-			pay.UpdatedAt = &now
-		}
-		if err := jpayment.SavePayment(ctx, h.store, account, k.GID, pay); err != nil {
-			return nil, err
-		}
-		if settles != nil {
-			settles.Status, settles.Op, settles.UpdatedAt, settles.NextCheck = pay.Status, "kickback", time.Now(), time.Time{}
-			settles.Payment, _ = json.Marshal(pay)
-			if err := h.store.PutPayment(ctx, settles); err != nil {
-				return nil, err
-			}
-		}
-	}
-	ev := &Event{Provider: account, Data: EventData{Payment: pay, Kickback: kickbackFields(k)}}
-	if k.Acid != "" && (!known || k.Rst > jpayment.RstFailure) {
-		sub := &Subscription{ID: normalize.PaymentID(account, k.Acid), Status: "active"}
-		switch k.Rst {
-		case jpayment.RstSuccess:
-			ev.Type = "subscription.payment_succeeded"
-		case jpayment.RstFailure:
-			ev.Type, sub.Status = "subscription.payment_failed", "past_due"
-		case jpayment.RstRetryFailed, jpayment.RstTrialRetryFailed:
-			ev.Type, sub.Status, sub.Retrying = "subscription.payment_failed", "past_due", true
-			sub.Trial = k.Rst == jpayment.RstTrialRetryFailed
-		case jpayment.RstStopped:
-			ev.Type, sub.Status = "subscription.canceled", "canceled"
-		}
-		ev.Data.Subscription = sub
-	} else {
-		ev.Type = "payment." + eventVerb(pay.Status)
-	}
-	ev.ID = stableEventID(account, ev.Type, k.GID, k.Rst, k.Ec, k.Acid, k.Ap, fmt.Sprint(k.Am, k.Tx, k.Sf))
-	return ev, nil
+	return pay
 }
 
-// eventVerb names the event of a payment status.
-func eventVerb(status string) string {
-	switch status {
-	case normalize.StatusVoided, normalize.StatusRefunded:
-		return "canceled"
-	case "":
-		return "updated"
+// recurringEvent announces a recurring-billing (自動課金) kickback. paynorm
+// did not start the charge and cannot query it, so the event is a claim:
+// verified false, and no payment record is made.
+func recurringEvent(account string, k *jpayment.Kickback) *ledger.Event {
+	sub := &ledger.Subscription{ID: normalize.PaymentID(account, k.Acid), Status: "active"}
+	ev := &ledger.Event{Provider: account, Data: ledger.EventData{Subscription: sub, Kickback: kickbackFields(k)}}
+	switch k.Rst {
+	case jpayment.RstSuccess:
+		ev.Type = "subscription.payment_succeeded"
+	case jpayment.RstFailure:
+		ev.Type, sub.Status = "subscription.payment_failed", "past_due"
+	case jpayment.RstRetryFailed, jpayment.RstTrialRetryFailed:
+		ev.Type, sub.Status, sub.Retrying = "subscription.payment_failed", "past_due", true
+		sub.Trial = k.Rst == jpayment.RstTrialRetryFailed
+	case jpayment.RstStopped:
+		ev.Type, sub.Status = "subscription.canceled", "canceled"
 	}
-	return status
+	if k.Rst != jpayment.RstStopped {
+		pay := claimedPayment(account, k)
+		pay.Capture = normalize.CaptureAutomatic // recurring charges are CAPTURE only
+		if pay.Status != normalize.StatusFailed {
+			pay.Status = normalize.StatusCaptured
+		}
+		ev.Data.Payment = pay
+	}
+	ev.ID = ledger.StableEventID(account, ev.Type, k.GID, k.Rst, k.Acid, fmt.Sprint(k.Am, k.Tx, k.Sf))
+	return ev
 }
 
 // kickbackFields keeps the notification's fields for the event; the issued
@@ -364,59 +368,4 @@ func kickbackFields(k *jpayment.Kickback) map[string]string {
 		}
 	}
 	return m
-}
-
-// eventing wraps a provider so that payment changes made through the
-// unified API become events too (payment.authorized, .captured, .failed,
-// .canceled ...), with ids stable per payment and state.
-type eventing struct {
-	providers.Provider
-	h *Handler
-}
-
-func (h *Handler) withEvents(p providers.Provider) providers.Provider {
-	if h.webhooks.notifyURL == "" {
-		return p
-	}
-	return &eventing{Provider: p, h: h}
-}
-
-func (e *eventing) record(ctx context.Context, pay *normalize.Payment, err error) {
-	if pay == nil {
-		var ne *normalize.Error
-		if errors.As(err, &ne) && ne.Payment != nil && ne.Payment.ID != "" && ne.Payment.Status == normalize.StatusFailed {
-			pay = ne.Payment
-		} else {
-			return
-		}
-	}
-	ev := &Event{Type: "payment." + eventVerb(pay.Status), Provider: e.Account(), Data: EventData{Payment: pay}}
-	ev.ID = stableEventID(e.Account(), ev.Type, pay.ID, fmt.Sprint(pay.Total))
-	if werr := e.h.emit(ctx, ev); werr != nil {
-		e.h.logger.Error("payment event not stored", zap.String("payment_id", pay.ID), zap.String("type", ev.Type), zap.Error(werr))
-	}
-}
-
-func (e *eventing) CreatePayment(ctx context.Context, req *normalize.CreatePayment) (*normalize.Payment, error) {
-	pay, err := e.Provider.CreatePayment(ctx, req)
-	e.record(ctx, pay, err)
-	return pay, err
-}
-
-func (e *eventing) Capture(ctx context.Context, key string, req *normalize.CaptureRequest) (*normalize.Payment, error) {
-	pay, err := e.Provider.Capture(ctx, key, req)
-	e.record(ctx, pay, err)
-	return pay, err
-}
-
-func (e *eventing) Cancel(ctx context.Context, key string) (*normalize.Payment, error) {
-	pay, err := e.Provider.Cancel(ctx, key)
-	e.record(ctx, pay, err)
-	return pay, err
-}
-
-func (e *eventing) Reauthorize(ctx context.Context, key string, req *normalize.Reauthorize) (*normalize.Payment, error) {
-	pay, err := e.Provider.Reauthorize(ctx, key, req)
-	e.record(ctx, pay, err)
-	return pay, err
 }

@@ -141,6 +141,7 @@ var catalog = map[string]entry{
 	"issuer_unavailable":    {TypeCard, 402, true, "The card issuer could not be reached; try again later.", "カード会社との通信に失敗しました。しばらくしてから再度お試しください。"},
 
 	// idempotency
+	"payment_busy":           {TypeInvalidRequest, 409, true, "Another operation on this payment is in progress; nothing was sent. Retry shortly.", "この取引に対する別の操作を処理中です(送信はしていません)。少し待ってから再度お試しください。"},
 	"idempotency_key_in_use": {TypeIdempotency, 409, true, "A request with this Idempotency-Key is still being processed.", "同じIdempotency-Keyのリクエストを処理中です。"},
 	"idempotency_key_reused": {TypeIdempotency, 422, false, "This Idempotency-Key was used with a different request body.", "このIdempotency-Keyは異なるリクエストで使用済みです。"},
 

@@ -139,6 +139,15 @@ func (n *Notifier) Enqueue(ctx context.Context, ev *store.Event) error {
 	return nil
 }
 
+// Wake starts a delivery pass now: events were written to the outbox by
+// someone else (the ledger, with the change they announce).
+func (n *Notifier) Wake() {
+	select {
+	case n.wake <- struct{}{}:
+	default:
+	}
+}
+
 // Start runs the delivery loop until Stop.
 func (n *Notifier) Start() {
 	ctx, cancel := context.WithCancel(context.Background())

@@ -17,11 +17,31 @@ type Provider interface {
 	Kind() string
 	CreatePayment(ctx context.Context, req *normalize.CreatePayment) (*normalize.Payment, error)
 	GetPayment(ctx context.Context, key string) (*normalize.Payment, error)
-	Capture(ctx context.Context, key string, req *normalize.CaptureRequest) (*normalize.Payment, error)
-	Cancel(ctx context.Context, key string) (*normalize.Payment, error)
-	Reauthorize(ctx context.Context, key string, req *normalize.Reauthorize) (*normalize.Payment, error)
+	Capture(ctx context.Context, t Target, req *normalize.CaptureRequest) (*normalize.Payment, error)
+	Cancel(ctx context.Context, t Target) (*normalize.Payment, error)
+	Reauthorize(ctx context.Context, t Target, req *normalize.Reauthorize) (*normalize.Payment, error)
 	// Breaker reports the circuit breaker state of the account.
 	Breaker() string
+}
+
+// Target is the payment a follow-up operation acts on. Providers never
+// read or write paynorm's records: the caller hands them what it knows.
+type Target struct {
+	// Key is the provider's key (GMO OrderID, j-payment gid).
+	Key string
+	// Known is paynorm's record of the payment, nil when it has none. A
+	// provider that can be queried reads its own state instead.
+	Known *normalize.Payment
+}
+
+// NoQuery is implemented by providers that have no query API (j-payment):
+// paynorm's record is all there is to know about their payments.
+type NoQuery interface{ NoQuery() bool }
+
+// Queryable reports whether the provider can be asked for a payment.
+func Queryable(p Provider) bool {
+	n, ok := p.(NoQuery)
+	return !ok || !n.NoQuery()
 }
 
 // Outcomes of one provider call, as labels for metrics and logs.

@@ -26,7 +26,8 @@ func (e *IdemEntry) Decide(fp string) (IdemState, *Response) {
 	return IdemReplay, &r
 }
 
-// Unresolved reports whether a record still waits for its outcome.
+// Unresolved reports whether a record still waits for an outcome: a create
+// not settled, or an operation in flight or unconfirmed.
 func (r *PaymentRecord) Unresolved() bool {
-	return r.Status == "pending" || r.Status == "unknown"
+	return r.Status == "pending" || r.Status == "unknown" || r.Lease != nil || r.Unconfirmed != ""
 }

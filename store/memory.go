@@ -72,13 +72,35 @@ func (m *Memory) ReleaseIdempotency(_ context.Context, scope, key string) error 
 	return nil
 }
 
-// PutPayment implements Store.
-func (m *Memory) PutPayment(_ context.Context, rec *PaymentRecord) error {
+// SwapPayment implements Store.
+func (m *Memory) SwapPayment(_ context.Context, rec *PaymentRecord, events ...*Event) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	c := *rec
-	m.payments[rec.ID] = &c
+	cur := m.payments[rec.ID]
+	if cur == nil && rec.Version != 0 || cur != nil && (rec.Version == 0 || cur.Version != rec.Version) {
+		return ErrConflict
+	}
+	c := cloneRecord(rec)
+	c.Version++
+	m.payments[rec.ID] = c
+	for _, ev := range events {
+		e := *ev
+		m.events[ev.ID] = &e
+	}
+	rec.Version = c.Version
 	return nil
+}
+
+// cloneRecord copies what a caller could still change through rec, so the
+// stored record changes only by SwapPayment.
+func cloneRecord(rec *PaymentRecord) *PaymentRecord {
+	c := *rec
+	c.Payment = append([]byte(nil), rec.Payment...)
+	if rec.Lease != nil {
+		l := *rec.Lease
+		c.Lease = &l
+	}
+	return &c
 }
 
 // GetPayment implements Store.
@@ -89,8 +111,7 @@ func (m *Memory) GetPayment(_ context.Context, id string) (*PaymentRecord, error
 	if r == nil {
 		return nil, ErrNotFound
 	}
-	c := *r
-	return &c, nil
+	return cloneRecord(r), nil
 }
 
 // Unresolved implements Store.
@@ -99,9 +120,8 @@ func (m *Memory) Unresolved(_ context.Context, limit int) ([]*PaymentRecord, err
 	defer m.mu.Unlock()
 	var out []*PaymentRecord
 	for _, r := range m.payments {
-		if r.Status == "pending" || r.Status == "unknown" {
-			c := *r
-			out = append(out, &c)
+		if r.Unresolved() {
+			out = append(out, cloneRecord(r))
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].CreatedAt.Before(out[j].CreatedAt) })

@@ -13,6 +13,11 @@ import (
 // ErrNotFound is returned for a missing record.
 var ErrNotFound = errors.New("store: not found")
 
+// ErrConflict is returned by SwapPayment when the stored record's version is
+// not the one the writer read: someone else wrote first. The writer must
+// read again and decide again; it never writes its stale copy.
+var ErrConflict = errors.New("store: version conflict")
+
 // IdemState is the outcome of claiming an idempotency key.
 type IdemState int
 
@@ -38,7 +43,10 @@ type Response struct {
 // provider is called and updated after, so a crash leaves a trace.
 type PaymentRecord struct {
 	// ID is the public payment id (<account>_<provider key>).
-	ID      string `json:"id"`
+	ID string `json:"id"`
+	// Version counts writes of the record: 0 means "not stored yet". Every
+	// write is a compare-and-set on it (SwapPayment).
+	Version int64  `json:"version"`
 	Account string `json:"account"`
 	// Key is the provider's key (GMO OrderID, j-payment gid or cod).
 	Key    string `json:"key"`
@@ -54,6 +62,23 @@ type PaymentRecord struct {
 	Attempts int `json:"attempts,omitempty"`
 	// NextCheck is when background resolution looks again.
 	NextCheck time.Time `json:"next_check,omitempty"`
+	// Lease marks an operation in flight on the payment: it serializes
+	// follow-up operations across goroutines and instances, and a lease
+	// left by a crash tells the resolver an outcome is unconfirmed.
+	Lease *Lease `json:"lease,omitempty"`
+	// Unconfirmed names an operation that was sent but whose outcome is
+	// not known (a timeout, a crash); the resolver reads it back.
+	Unconfirmed string `json:"unconfirmed,omitempty"`
+	// LinkedID, on a create's order record whose provider assigned its own
+	// key (j-payment gid), is the id of the payment that settled it.
+	LinkedID string `json:"linked_id,omitempty"`
+}
+
+// Lease is an operation's hold on one payment record.
+type Lease struct {
+	Owner string    `json:"owner"`
+	Op    string    `json:"op"`
+	Until time.Time `json:"until"`
 }
 
 // Event is one outgoing webhook event in the outbox.
@@ -79,11 +104,16 @@ type Store interface {
 	// provider, so the key may be used again.
 	ReleaseIdempotency(ctx context.Context, scope, key string) error
 
-	// PutPayment creates or replaces a payment record.
-	PutPayment(ctx context.Context, rec *PaymentRecord) error
+	// SwapPayment writes rec if the stored record's version equals
+	// rec.Version (0: no record may exist), and appends events to the
+	// outbox in the same atomic step. On success rec.Version is the new
+	// version; on a lost race it returns ErrConflict and writes nothing.
+	// Only the ledger calls it.
+	SwapPayment(ctx context.Context, rec *PaymentRecord, events ...*Event) error
 	// GetPayment reads a payment record by id.
 	GetPayment(ctx context.Context, id string) (*PaymentRecord, error)
-	// Unresolved lists records in state pending or unknown.
+	// Unresolved lists records whose outcome waits (rec.Unresolved()),
+	// oldest first.
 	Unresolved(ctx context.Context, limit int) ([]*PaymentRecord, error)
 
 	// AddEvent appends an event to the outbox.

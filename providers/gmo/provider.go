@@ -316,8 +316,8 @@ func (p *Provider) GetPayment(ctx context.Context, key string) (*normalize.Payme
 }
 
 // Capture runs AlterTran SALES on an authorization (実売上).
-func (p *Provider) Capture(ctx context.Context, key string, req *normalize.CaptureRequest) (*normalize.Payment, error) {
-	pay, t, err := p.search(ctx, key)
+func (p *Provider) Capture(ctx context.Context, target providers.Target, req *normalize.CaptureRequest) (*normalize.Payment, error) {
+	pay, t, err := p.search(ctx, target.Key)
 	if err != nil {
 		return nil, err
 	}
@@ -345,8 +345,8 @@ func CancelJob(processed, now time.Time) string {
 }
 
 // Cancel voids or refunds the whole payment; paynorm picks the job.
-func (p *Provider) Cancel(ctx context.Context, key string) (*normalize.Payment, error) {
-	pay, t, err := p.search(ctx, key)
+func (p *Provider) Cancel(ctx context.Context, target providers.Target) (*normalize.Payment, error) {
+	pay, t, err := p.search(ctx, target.Key)
 	if err != nil {
 		return nil, err
 	}
@@ -373,8 +373,8 @@ func (p *Provider) Cancel(ctx context.Context, key string) (*normalize.Payment, 
 }
 
 // Reauthorize changes the amount with ChangeTran, keeping the capture state.
-func (p *Provider) Reauthorize(ctx context.Context, key string, req *normalize.Reauthorize) (*normalize.Payment, error) {
-	pay, t, err := p.search(ctx, key)
+func (p *Provider) Reauthorize(ctx context.Context, target providers.Target, req *normalize.Reauthorize) (*normalize.Payment, error) {
+	pay, t, err := p.search(ctx, target.Key)
 	if err != nil {
 		return nil, err
 	}

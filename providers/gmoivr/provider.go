@@ -54,17 +54,17 @@ func (p *Provider) GetPayment(context.Context, string) (*normalize.Payment, erro
 }
 
 // Capture is unsupported on an IVR account.
-func (p *Provider) Capture(context.Context, string, *normalize.CaptureRequest) (*normalize.Payment, error) {
+func (p *Provider) Capture(context.Context, providers.Target, *normalize.CaptureRequest) (*normalize.Payment, error) {
 	return nil, p.unsupported()
 }
 
 // Cancel is unsupported on an IVR account.
-func (p *Provider) Cancel(context.Context, string) (*normalize.Payment, error) {
+func (p *Provider) Cancel(context.Context, providers.Target) (*normalize.Payment, error) {
 	return nil, p.unsupported()
 }
 
 // Reauthorize is unsupported on an IVR account.
-func (p *Provider) Reauthorize(context.Context, string, *normalize.Reauthorize) (*normalize.Payment, error) {
+func (p *Provider) Reauthorize(context.Context, providers.Target, *normalize.Reauthorize) (*normalize.Payment, error) {
 	return nil, p.unsupported()
 }
 

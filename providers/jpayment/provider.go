@@ -2,36 +2,32 @@ package jpayment
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"strconv"
 	"time"
 
 	"github.com/paynorm/paynorm/normalize"
 	"github.com/paynorm/paynorm/providers"
-	"github.com/paynorm/paynorm/store"
 )
 
 // Provider is a j-payment account behind the unified API. j-payment has no
-// query API, so paynorm's own payment records (in the store) are the state
-// follow-up calls and GET read from; kickbacks update them.
+// query API, so follow-up operations act on the payment paynorm recorded
+// (providers.Target.Known), which the caller owns; the provider never
+// touches the store.
 type Provider struct {
-	c     *Client
-	store store.Store
-	now   func() time.Time
+	c   *Client
+	now func() time.Time
 }
 
 var _ providers.Provider = (*Provider)(nil)
 
-// New wraps a client; payment records live in st.
-func New(c *Client, st store.Store) *Provider { return &Provider{c: c, store: st, now: time.Now} }
-
-// UseStore sets the store of the payment records (when the caller opens it
-// after building the provider).
-func (p *Provider) UseStore(st store.Store) { p.store = st }
+// New wraps a client.
+func New(c *Client) *Provider { return &Provider{c: c, now: time.Now} }
 
 // SetClock replaces the clock (tests of the month rule of re-authorization).
 func (p *Provider) SetClock(now func() time.Time) { p.now = now }
+
+// NoQuery tells the caller that j-payment cannot be asked for a payment.
+func (p *Provider) NoQuery() bool { return true }
 
 // Account is the configured account name.
 func (p *Provider) Account() string { return p.c.cfg.Account }
@@ -111,17 +107,10 @@ func (p *Provider) CreatePayment(ctx context.Context, req *normalize.CreatePayme
 		} else {
 			return nil, err // never reached j-payment (not sent, limiter, breaker)
 		}
-		if pay.ID != "" {
-			_ = p.save(ctx, pay)
-		}
 		err.Payment = pay
 		return nil, err
 	}
 	pay.Status = providers.StatusForJob(job)
-	if err := p.save(ctx, pay); err != nil {
-		// The charge happened: answer it, but say the record is missing.
-		pay.ProviderData["record_error"] = "paynorm could not store this payment; GET will not find it"
-	}
 	return pay, nil
 }
 
@@ -141,90 +130,43 @@ func (p *Provider) fill(pay *normalize.Payment, res *Result) {
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
-// save writes pay as the record of its gid.
-func (p *Provider) save(ctx context.Context, pay *normalize.Payment) error {
-	_, gid, _ := normalize.SplitPaymentID(pay.ID)
-	return SavePayment(ctx, p.store, p.Account(), gid, pay)
-}
-
-// SavePayment stores pay as the record of account/gid (also used by the
-// kickback receiver).
-func SavePayment(ctx context.Context, st store.Store, account, gid string, pay *normalize.Payment) error {
-	b, err := json.Marshal(pay)
-	if err != nil {
-		return err
+// known is the recorded payment a follow-up acts on.
+func (p *Provider) known(t providers.Target) (*normalize.Payment, *normalize.Error) {
+	if t.Known == nil {
+		e := normalize.Newf("resource_missing", "No payment %q is known to paynorm for this j-payment account (j-payment has no query API; paynorm answers from its own records).", normalize.PaymentID(p.Account(), t.Key))
+		e.Provider = p.Account()
+		return nil, e.WithParam("id")
 	}
-	now := time.Now()
-	rec := &store.PaymentRecord{ID: normalize.PaymentID(account, gid), Account: account, Key: gid, Status: pay.Status,
-		Payment: b, CreatedAt: now, UpdatedAt: now}
-	if pay.CreatedAt != nil {
-		rec.CreatedAt = *pay.CreatedAt
-	}
-	return st.PutPayment(ctx, rec)
-}
-
-// LoadPayment reads the record of account/gid.
-func LoadPayment(ctx context.Context, st store.Store, account, gid string) (*normalize.Payment, error) {
-	rec, err := st.GetPayment(ctx, normalize.PaymentID(account, gid))
-	if err != nil {
-		return nil, err
-	}
-	var pay normalize.Payment
-	if err := json.Unmarshal(rec.Payment, &pay); err != nil {
-		return nil, err
-	}
-	if pay.ProviderData == nil {
-		pay.ProviderData = map[string]any{}
+	pay := *t.Known
+	pay.ProviderData = map[string]any{}
+	for k, v := range t.Known.ProviderData {
+		pay.ProviderData[k] = v
 	}
 	return &pay, nil
 }
 
-func (p *Provider) load(ctx context.Context, gid string) (*normalize.Payment, *normalize.Error) {
-	pay, err := LoadPayment(ctx, p.store, p.Account(), gid)
-	if err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			e := normalize.Newf("resource_missing", "No payment %q is known to paynorm for this j-payment account (j-payment has no query API; paynorm answers from its own records).", normalize.PaymentID(p.Account(), gid))
-			e.Provider = p.Account()
-			return nil, e.WithParam("id")
-		}
-		e := normalize.Newf("processing_error", "paynorm could not read its payment record.")
-		e.Provider = p.Account()
-		return nil, e
-	}
-	return pay, nil
-}
-
-// GetPayment answers from the stored record. A record still pending is a
-// write-ahead record whose call never reported back (paynorm stopped
-// mid-call): j-payment cannot be asked, so the outcome is unknown, never
-// failed.
-func (p *Provider) GetPayment(ctx context.Context, key string) (*normalize.Payment, error) {
-	pay, err := p.load(ctx, key)
-	if err != nil {
-		return nil, err
-	}
-	if pay.Status == normalize.StatusPending {
-		pay.Status = normalize.StatusUnknown
-	}
-	return pay, nil
+// GetPayment is not possible: j-payment has no query API. The caller
+// answers from its own record.
+func (p *Provider) GetPayment(context.Context, string) (*normalize.Payment, error) {
+	return nil, providers.Unsupported(p.Account(), "querying payments (j-payment has no query API)")
 }
 
 // Capture runs gateway.aspx jb=SALES on an authorization (実売上).
-func (p *Provider) Capture(ctx context.Context, key string, req *normalize.CaptureRequest) (*normalize.Payment, error) {
-	pay, lerr := p.load(ctx, key)
+func (p *Provider) Capture(ctx context.Context, t providers.Target, req *normalize.CaptureRequest) (*normalize.Payment, error) {
+	pay, lerr := p.known(t)
 	if lerr != nil {
 		return nil, lerr
 	}
 	if cerr := providers.CheckCapturable(p.Account(), "j-payment", pay, req); cerr != nil {
 		return nil, cerr
 	}
-	return p.job(ctx, pay, key, "SALES", normalize.StatusCaptured)
+	return p.job(ctx, pay, t.Key, "SALES", normalize.StatusCaptured)
 }
 
 // Cancel runs gateway.aspx jb=CANCEL: a void of an authorization or a
 // refund of a sale.
-func (p *Provider) Cancel(ctx context.Context, key string) (*normalize.Payment, error) {
-	pay, lerr := p.load(ctx, key)
+func (p *Provider) Cancel(ctx context.Context, t providers.Target) (*normalize.Payment, error) {
+	pay, lerr := p.known(t)
 	if lerr != nil {
 		return nil, lerr
 	}
@@ -236,7 +178,7 @@ func (p *Provider) Cancel(ctx context.Context, key string) (*normalize.Payment, 
 	default:
 		return nil, p.stateError("not_cancelable", pay)
 	}
-	return p.job(ctx, pay, key, "CANCEL", want)
+	return p.job(ctx, pay, t.Key, "CANCEL", want)
 }
 
 // job runs one follow-up job on gateway.aspx. No query API exists, so an
@@ -246,8 +188,6 @@ func (p *Provider) job(ctx context.Context, pay *normalize.Payment, gid, jb, wan
 	_, err := p.c.call(ctx, jb, PathGateway, []Param{{"jb", jb}, {"rt", "1"}, {"tid", gid}})
 	if err != nil {
 		if err.Uncertain {
-			pay.ProviderData["unconfirmed_job"] = jb
-			_ = p.save(ctx, pay)
 			out := *pay
 			out.Status = normalize.StatusUnknown
 			err.Message += " The outcome of " + jb + " is unknown: check the j-payment control panel, or repeat the operation (j-payment refuses a second SALES with ER032 and a second CANCEL with ER033)."
@@ -258,12 +198,10 @@ func (p *Provider) job(ctx context.Context, pay *normalize.Payment, gid, jb, wan
 		err.Payment = pay
 		return nil, err
 	}
-	delete(pay.ProviderData, "unconfirmed_job")
 	pay.Status = want
 	pay.ProviderData["jpayment_job"] = jb
 	now := p.now().In(normalize.JST)
 	pay.UpdatedAt = &now
-	_ = p.save(ctx, pay)
 	return pay, nil
 }
 
@@ -279,8 +217,9 @@ func ReauthWindowOK(created, now time.Time) bool {
 // Reauthorize runs re_auth.aspx: j-payment cancels the payment and charges
 // the new amount again, which gives a new gid and so a new payment id. The
 // answer is the new payment; the old record points to it.
-func (p *Provider) Reauthorize(ctx context.Context, key string, req *normalize.Reauthorize) (*normalize.Payment, error) {
-	pay, lerr := p.load(ctx, key)
+func (p *Provider) Reauthorize(ctx context.Context, t providers.Target, req *normalize.Reauthorize) (*normalize.Payment, error) {
+	key := t.Key
+	pay, lerr := p.known(t)
 	if lerr != nil {
 		return nil, lerr
 	}
@@ -296,8 +235,6 @@ func (p *Provider) Reauthorize(ctx context.Context, key string, req *normalize.R
 	res, err := p.c.call(ctx, "re_auth", PathReauth, params)
 	if err != nil {
 		if err.Uncertain {
-			pay.ProviderData["unconfirmed_job"] = "re_auth"
-			_ = p.save(ctx, pay)
 			out := *pay
 			out.Status = normalize.StatusUnknown
 			err.Message += " The re-authorization's outcome is unknown: check the j-payment control panel before trying again."
@@ -326,17 +263,6 @@ func (p *Provider) Reauthorize(ctx context.Context, key string, req *normalize.R
 	next.CreatedAt, next.UpdatedAt = &now, &now
 	p.fill(next, res)
 	next.ProviderData["replaces"] = pay.ID
-	if res.GID != key {
-		old := normalize.StatusVoided
-		if pay.Status == normalize.StatusCaptured {
-			old = normalize.StatusRefunded
-		}
-		pay.Status = old
-		pay.ProviderData["replaced_by"] = next.ID
-		pay.UpdatedAt = &now
-		_ = p.save(ctx, pay)
-	}
-	_ = p.save(ctx, next)
 	return next, nil
 }
 

@@ -144,18 +144,78 @@ func (s *Store) ReleaseIdempotency(_ context.Context, scope, key string) error {
 	return s.writes.write(func(tx *bbolt.Tx) error { return tx.Bucket(bucketIdem).Delete(idemKey(scope, key)) })
 }
 
-// PutPayment implements store.Store.
-func (s *Store) PutPayment(_ context.Context, rec *store.PaymentRecord) error {
-	return s.writes.write(func(tx *bbolt.Tx) error {
-		if err := putJSON(tx.Bucket(bucketPayments), []byte(rec.ID), rec); err != nil {
+// SwapPayment implements store.Store. The record and events are encoded
+// before the write, so the commit loop that every write waits on only
+// compares and puts.
+func (s *Store) SwapPayment(_ context.Context, rec *store.PaymentRecord, events ...*store.Event) error {
+	next := *rec
+	next.Version = rec.Version + 1
+	b, err := encodeJSON(&next)
+	if err != nil {
+		return err
+	}
+	evs := make([][]byte, len(events))
+	for i, ev := range events {
+		if evs[i], err = encodeJSON(ev); err != nil {
+			return err
+		}
+	}
+	id := []byte(rec.ID)
+	// A lost race is an answer, not a failed write: fn returns nil so the
+	// rest of its group commits, and the conflict is reported after. fn may
+	// run again (groupcommit retries), so each run decides afresh.
+	var conflict bool
+	err = s.writes.write(func(tx *bbolt.Tx) error {
+		pays := tx.Bucket(bucketPayments)
+		ok, err := versionIs(pays.Get(id), rec.Version)
+		if conflict = !ok; err != nil || conflict {
+			return err
+		}
+		if err := pays.Put(id, b); err != nil {
 			return err
 		}
 		u := tx.Bucket(bucketUnresolved)
-		if rec.Unresolved() {
-			return u.Put([]byte(rec.ID), nil)
+		if next.Unresolved() {
+			err = u.Put(id, nil)
+		} else {
+			err = u.Delete(id)
 		}
-		return u.Delete([]byte(rec.ID))
+		if err != nil {
+			return err
+		}
+		eb := tx.Bucket(bucketEvents)
+		for i, ev := range events {
+			if err := eb.Put([]byte(ev.ID), evs[i]); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
+	if err != nil {
+		return err
+	}
+	if conflict {
+		return store.ErrConflict
+	}
+	// Only now: the caller's copy moves on once the write is on disk.
+	rec.Version = next.Version
+	return nil
+}
+
+// versionIs reports whether the stored record v (nil: none) has version
+// want; 0 wants no record at all. An unreadable record is an error, not a
+// conflict, so a writer does not retry against it forever.
+func versionIs(v []byte, want int64) (bool, error) {
+	if v == nil || want == 0 {
+		return v == nil && want == 0, nil
+	}
+	var cur struct {
+		Version int64 `json:"version"`
+	}
+	if err := json.Unmarshal(v, &cur); err != nil {
+		return false, fmt.Errorf("stored payment record: %w", err)
+	}
+	return cur.Version == want, nil
 }
 
 // GetPayment implements store.Store.
@@ -236,9 +296,17 @@ func (s *Store) Close() error {
 func (s *Store) Path() string { return s.db.Path() }
 
 func putJSON(b *bbolt.Bucket, k []byte, v any) error {
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(v); err != nil {
+	buf, err := encodeJSON(v)
+	if err != nil {
 		return err
 	}
-	return b.Put(k, bytes.TrimSpace(buf.Bytes()))
+	return b.Put(k, buf)
+}
+
+func encodeJSON(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSpace(buf.Bytes()), nil
 }

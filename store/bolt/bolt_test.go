@@ -2,9 +2,14 @@ package bolt
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
+	"runtime"
+	"sync"
 	"testing"
 	"time"
+
+	bbolt "go.etcd.io/bbolt"
 
 	"github.com/paynorm/paynorm/store"
 	"github.com/paynorm/paynorm/store/storetest"
@@ -33,7 +38,7 @@ func TestBoltSurvivesReopen(t *testing.T) {
 	_, _, _ = s.ClaimIdempotency(ctx, "gmo", "done", "fp", time.Hour, time.Hour)
 	_ = s.FinishIdempotency(ctx, "gmo", "done", store.Response{Status: 402, Body: []byte("declined")}, time.Hour)
 	_, _, _ = s.ClaimIdempotency(ctx, "gmo", "inflight", "fp", time.Hour, time.Hour)
-	_ = s.PutPayment(ctx, &store.PaymentRecord{ID: "gmo_A", Account: "gmo", Key: "A", Status: "pending", CreatedAt: time.Now()})
+	_ = s.SwapPayment(ctx, &store.PaymentRecord{ID: "gmo_A", Account: "gmo", Key: "A", Status: "pending", CreatedAt: time.Now()})
 	if _, err := Open(path, 100*time.Millisecond); err == nil {
 		t.Fatal("a second open of a locked file must fail")
 	}
@@ -55,5 +60,67 @@ func TestBoltSurvivesReopen(t *testing.T) {
 	}
 	if un, _ := s.Unresolved(ctx, 0); len(un) != 1 || un[0].ID != "gmo_A" {
 		t.Fatalf("unresolved after reopen: %v", un)
+	}
+}
+
+// Swaps queued behind an open transaction commit as one group: the lost
+// races answer ErrConflict without failing the group, so the winner and an
+// unrelated write commit in that one transaction (a failed group would be
+// retried write by write and not counted).
+func TestBoltConflictsDoNotFailTheirGroup(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(filepath.Join(t.TempDir(), "paynorm.db"), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.SwapPayment(ctx, &store.PaymentRecord{ID: "gmo_G", Status: "authorized"}); err != nil {
+		t.Fatal(err)
+	}
+	entered, release := make(chan struct{}), make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		_ = s.writes.write(func(*bbolt.Tx) error { close(entered); <-release; return nil })
+	})
+	<-entered
+	before := s.writes.groups.Load()
+	const n = 30
+	recs := make([]*store.PaymentRecord, n)
+	errs := make([]error, n+1)
+	for i := range n {
+		recs[i] = &store.PaymentRecord{ID: "gmo_G", Version: 1, Status: "captured", Attempts: i}
+		wg.Go(func() { errs[i] = s.SwapPayment(ctx, recs[i]) })
+	}
+	other := &store.PaymentRecord{ID: "gmo_other", Status: "pending"}
+	wg.Go(func() { errs[n] = s.SwapPayment(ctx, other, &store.Event{ID: "ev-other"}) })
+	for {
+		s.writes.mu.Lock()
+		queued := len(s.writes.queue)
+		s.writes.mu.Unlock()
+		if queued == n+1 {
+			break
+		}
+		runtime.Gosched()
+	}
+	close(release)
+	wg.Wait()
+	wins := 0
+	for i, err := range errs[:n] {
+		switch {
+		case err == nil && recs[i].Version == 2:
+			wins++
+		case errors.Is(err, store.ErrConflict) && recs[i].Version == 1:
+		default:
+			t.Errorf("swap %d: version %d, %v", i, recs[i].Version, err)
+		}
+	}
+	if wins != 1 || errs[n] != nil || other.Version != 1 {
+		t.Fatalf("%d winners; other write: version %d, %v", wins, other.Version, errs[n])
+	}
+	if g := s.writes.groups.Load() - before; g != 2 {
+		t.Fatalf("%d transactions for the blocking write and one group, want 2", g)
+	}
+	if due, _ := s.DueEvents(ctx, time.Now(), 0); len(due) != 1 || due[0].ID != "ev-other" {
+		t.Fatalf("events %v", due)
 	}
 }

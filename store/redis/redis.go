@@ -1,14 +1,19 @@
 // Package redis is the shared store backend: several paynorm instances (for
 // example behind one fixed egress IP) see the same idempotency keys and
-// payment records. Addresses of a Redis Cluster are accepted too: every
-// atomic step touches one key, so no step spans hash slots.
+// payment records. Addresses of a Redis Cluster are accepted too: a payment
+// write updates the record, the resolver's index and the outbox in one
+// script, and a script's keys must share a hash slot, so every key starts
+// with the prefix and the prefix carries a hash tag ("{paynorm}:"). A custom
+// prefix used with a cluster must keep one, e.g. "{shop1}:".
 package redis
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -23,7 +28,10 @@ type Options struct {
 	Username string
 	Password string
 	DB       int
-	// Prefix starts every key (default "paynorm:").
+	// Prefix starts every key (default "{paynorm}:"). With a Redis Cluster
+	// it must contain a {hash tag} so all keys share the slot a payment
+	// write needs; Open refuses one without a tag when several addresses
+	// are given.
 	Prefix string
 }
 
@@ -42,7 +50,12 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		return nil, errors.New("redis store: at least one address is required")
 	}
 	if o.Prefix == "" {
-		o.Prefix = "paynorm:"
+		o.Prefix = "{paynorm}:"
+	}
+	// One address is a single server, where slots do not matter; several
+	// may be a cluster, where a tagless prefix fails at the first write.
+	if len(o.Addrs) > 1 && !hasHashTag(o.Prefix) {
+		return nil, fmt.Errorf("redis store: prefix %q has no {hash tag}; with several addresses (Redis Cluster) use one such as \"{paynorm}:\"", o.Prefix)
 	}
 	c := goredis.NewUniversalClient(&goredis.UniversalOptions{
 		Addrs: o.Addrs, Username: o.Username, Password: o.Password, DB: o.DB,
@@ -53,6 +66,14 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		return nil, err
 	}
 	return &Store{c: c, prefix: o.Prefix, now: time.Now}, nil
+}
+
+// hasHashTag reports whether keys starting with p hash by a tag inside p:
+// Redis hashes the text between the first "{" and the next "}" if that is
+// not empty.
+func hasHashTag(p string) bool {
+	i := strings.IndexByte(p, '{')
+	return i >= 0 && strings.IndexByte(p[i+1:], '}') > 0
 }
 
 func (s *Store) idemKey(scope, key string) string {
@@ -114,25 +135,64 @@ func (s *Store) ReleaseIdempotency(ctx context.Context, scope, key string) error
 	return s.c.Del(ctx, s.idemKey(scope, key)).Err()
 }
 
-// PutPayment implements store.Store. The unresolved index is added to
-// before the record and trimmed after it, so a crash in between leaves a
-// stale index entry (skipped on read), never a hidden unresolved record.
-func (s *Store) PutPayment(ctx context.Context, rec *store.PaymentRecord) error {
-	b, err := json.Marshal(rec)
+// swapScript compares the stored record's version with ARGV[1] (0: no record
+// may exist) and only then writes the record (ARGV[2], already carrying the
+// new version), its place in the unresolved index (ARGV[3] "1" to add at
+// score ARGV[4], member ARGV[5]) and the events: KEYS[3] is the outbox
+// index, KEYS[4..] the event keys, and ARGV holds json, score and id for
+// each. One script, so a reader sees all of it or none.
+var swapScript = goredis.NewScript(`
+local want = tonumber(ARGV[1])
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  if want == 0 or (cjson.decode(cur)['version'] or 0) ~= want then return 0 end
+elseif want ~= 0 then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[2])
+if ARGV[3] == '1' then
+  redis.call('ZADD', KEYS[2], ARGV[4], ARGV[5])
+else
+  redis.call('ZREM', KEYS[2], ARGV[5])
+end
+for i = 4, #KEYS do
+  local a = 6 + (i - 4) * 3
+  redis.call('SET', KEYS[i], ARGV[a])
+  redis.call('ZADD', KEYS[3], ARGV[a + 1], ARGV[a + 2])
+end
+return 1
+`)
+
+// SwapPayment implements store.Store.
+func (s *Store) SwapPayment(ctx context.Context, rec *store.PaymentRecord, events ...*store.Event) error {
+	next := *rec
+	next.Version = rec.Version + 1
+	b, err := json.Marshal(&next)
 	if err != nil {
 		return err
 	}
-	if rec.Unresolved() {
-		if err := s.c.ZAdd(ctx, s.unresolvedKey(), goredis.Z{Score: float64(rec.CreatedAt.UnixMilli()), Member: rec.ID}).Err(); err != nil {
+	unresolved := "0"
+	if next.Unresolved() {
+		unresolved = "1"
+	}
+	keys := []string{s.payKey(rec.ID), s.unresolvedKey(), s.eventsKey()}
+	args := []any{rec.Version, b, unresolved, rec.CreatedAt.UnixMilli(), rec.ID}
+	for _, ev := range events {
+		eb, err := json.Marshal(ev)
+		if err != nil {
 			return err
 		}
+		keys = append(keys, s.eventKey(ev.ID))
+		args = append(args, eb, ev.NextTry.UnixMilli(), ev.ID)
 	}
-	if err := s.c.Set(ctx, s.payKey(rec.ID), b, 0).Err(); err != nil {
+	n, err := swapScript.Run(ctx, s.c, keys, args...).Int()
+	if err != nil {
 		return err
 	}
-	if !rec.Unresolved() {
-		return s.c.ZRem(ctx, s.unresolvedKey(), rec.ID).Err()
+	if n == 0 {
+		return store.ErrConflict
 	}
+	rec.Version = next.Version
 	return nil
 }
 
@@ -152,6 +212,18 @@ func (s *Store) GetPayment(ctx context.Context, id string) (*store.PaymentRecord
 	return &rec, nil
 }
 
+// trimScript drops a stale index entry only if the record is still the one
+// read (ARGV[2] its version, -1 for none): a swap in between may have made
+// it unresolved again, and a plain ZREM would then hide it from the
+// resolver.
+var trimScript = goredis.NewScript(`
+local cur = redis.call('GET', KEYS[1])
+local v = -1
+if cur then v = cjson.decode(cur)['version'] or 0 end
+if v ~= tonumber(ARGV[2]) then return 0 end
+return redis.call('ZREM', KEYS[2], ARGV[1])
+`)
+
 // Unresolved implements store.Store, oldest first.
 func (s *Store) Unresolved(ctx context.Context, limit int) ([]*store.PaymentRecord, error) {
 	stop := int64(-1)
@@ -165,8 +237,12 @@ func (s *Store) Unresolved(ctx context.Context, limit int) ([]*store.PaymentReco
 	out := make([]*store.PaymentRecord, 0, len(ids))
 	for _, id := range ids {
 		rec, err := s.GetPayment(ctx, id)
-		if errors.Is(err, store.ErrNotFound) || err == nil && !rec.Unresolved() {
-			s.c.ZRem(ctx, s.unresolvedKey(), id)
+		if errors.Is(err, store.ErrNotFound) {
+			trimScript.Run(ctx, s.c, []string{s.payKey(id), s.unresolvedKey()}, id, -1)
+			continue
+		}
+		if err == nil && !rec.Unresolved() {
+			trimScript.Run(ctx, s.c, []string{s.payKey(id), s.unresolvedKey()}, id, rec.Version)
 			continue
 		}
 		if err != nil {

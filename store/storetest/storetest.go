@@ -22,6 +22,12 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("Release", func(t *testing.T) { release(t, open(t)) })
 	t.Run("ScopesAreSeparate", func(t *testing.T) { scopes(t, open(t)) })
 	t.Run("Payments", func(t *testing.T) { payments(t, open(t)) })
+	t.Run("SwapCreate", func(t *testing.T) { swapCreate(t, open(t)) })
+	t.Run("SwapUpdate", func(t *testing.T) { swapUpdate(t, open(t)) })
+	t.Run("ConcurrentSwapHasOneWinner", func(t *testing.T) { concurrentSwap(t, open(t)) })
+	t.Run("SwapRetryLoopLosesNoUpdate", func(t *testing.T) { swapRetryLoop(t, open(t)) })
+	t.Run("SwapEvents", func(t *testing.T) { swapEvents(t, open(t)) })
+	t.Run("UnresolvedLeaseAndUnconfirmed", func(t *testing.T) { unresolvedLease(t, open(t)) })
 	t.Run("Events", func(t *testing.T) { events(t, open(t)) })
 }
 
@@ -134,7 +140,7 @@ func payments(t *testing.T, s store.Store) {
 		if i%2 == 1 {
 			rec.Status = "unknown"
 		}
-		if err := s.PutPayment(ctx, rec); err != nil {
+		if err := s.SwapPayment(ctx, rec); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -146,7 +152,7 @@ func payments(t *testing.T, s store.Store) {
 	for _, id := range []string{"gmo_O-0", "gmo_O-3"} {
 		rec, _ := s.GetPayment(ctx, id)
 		rec.Status, rec.Attempts = "captured", 2
-		if err := s.PutPayment(ctx, rec); err != nil {
+		if err := s.SwapPayment(ctx, rec); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -166,6 +172,229 @@ func payments(t *testing.T, s store.Store) {
 	}
 	if r, _ := s.GetPayment(ctx, "gmo_O-3"); r.Attempts != 2 || r.Status != "captured" {
 		t.Fatalf("resolved record %+v", r)
+	}
+}
+
+func newRecord(id string) *store.PaymentRecord {
+	now := time.Now().Truncate(time.Millisecond)
+	return &store.PaymentRecord{ID: id, Account: "gmo", Key: id, Status: "authorized", Op: "create", CreatedAt: now, UpdatedAt: now}
+}
+
+func swapCreate(t *testing.T, s store.Store) {
+	rec := newRecord("gmo_C")
+	if err := s.SwapPayment(ctx, rec); err != nil || rec.Version != 1 {
+		t.Fatalf("create: version %d, %v", rec.Version, err)
+	}
+	if got, err := s.GetPayment(ctx, "gmo_C"); err != nil || got.Version != 1 {
+		t.Fatalf("read back %+v %v", got, err)
+	}
+	// A second create of the same id loses: the first one's record stays.
+	dup := newRecord("gmo_C")
+	dup.Status = "captured"
+	if err := s.SwapPayment(ctx, dup); !errors.Is(err, store.ErrConflict) || dup.Version != 0 {
+		t.Fatalf("second create: version %d, %v", dup.Version, err)
+	}
+	if got, _ := s.GetPayment(ctx, "gmo_C"); got.Version != 1 || got.Status != "authorized" {
+		t.Fatalf("after a lost create %+v", got)
+	}
+	// An update of a record that does not exist is a conflict too.
+	ghost := newRecord("gmo_ghost")
+	ghost.Version = 3
+	if err := s.SwapPayment(ctx, ghost); !errors.Is(err, store.ErrConflict) || ghost.Version != 3 {
+		t.Fatalf("update of a missing record: version %d, %v", ghost.Version, err)
+	}
+	if _, err := s.GetPayment(ctx, "gmo_ghost"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a lost update created the record: %v", err)
+	}
+}
+
+func swapUpdate(t *testing.T, s store.Store) {
+	rec := newRecord("gmo_U")
+	if err := s.SwapPayment(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	stale, _ := s.GetPayment(ctx, "gmo_U")
+	cur, _ := s.GetPayment(ctx, "gmo_U")
+	cur.Status, cur.Op = "captured", "capture"
+	if err := s.SwapPayment(ctx, cur); err != nil || cur.Version != 2 {
+		t.Fatalf("update: version %d, %v", cur.Version, err)
+	}
+	stale.Status, stale.Op = "canceled", "cancel"
+	if err := s.SwapPayment(ctx, stale); !errors.Is(err, store.ErrConflict) || stale.Version != 1 {
+		t.Fatalf("stale update: version %d, %v", stale.Version, err)
+	}
+	got, err := s.GetPayment(ctx, "gmo_U")
+	if err != nil || got.Version != 2 || got.Status != "captured" || got.Op != "capture" {
+		t.Fatalf("after a stale update %+v %v", got, err)
+	}
+	// The winner's copy carries the new version, so it can write again.
+	cur.Attempts = 1
+	if err := s.SwapPayment(ctx, cur); err != nil || cur.Version != 3 {
+		t.Fatalf("second update: version %d, %v", cur.Version, err)
+	}
+}
+
+func concurrentSwap(t *testing.T, s store.Store) {
+	if err := s.SwapPayment(ctx, newRecord("gmo_R")); err != nil {
+		t.Fatal(err)
+	}
+	read, _ := s.GetPayment(ctx, "gmo_R")
+	const n = 50
+	var wins, conflicts atomic.Int32
+	var winner atomic.Int32
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rec := *read
+			rec.Attempts = i + 1
+			err := s.SwapPayment(ctx, &rec)
+			switch {
+			case err == nil:
+				wins.Add(1)
+				winner.Store(int32(i + 1))
+			case errors.Is(err, store.ErrConflict):
+				conflicts.Add(1)
+			default:
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if wins.Load() != 1 || conflicts.Load() != n-1 {
+		t.Fatalf("%d winners and %d conflicts out of %d", wins.Load(), conflicts.Load(), n)
+	}
+	if got, _ := s.GetPayment(ctx, "gmo_R"); got.Version != 2 || int32(got.Attempts) != winner.Load() {
+		t.Fatalf("stored %+v, winner wrote attempts %d", got, winner.Load())
+	}
+}
+
+func swapRetryLoop(t *testing.T, s store.Store) {
+	if err := s.SwapPayment(ctx, newRecord("gmo_N")); err != nil {
+		t.Fatal(err)
+	}
+	const workers, each = 20, 10
+	var retries atomic.Int32
+	var wg sync.WaitGroup
+	for i := 0; i < workers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := 0; j < each; j++ {
+				for {
+					rec, err := s.GetPayment(ctx, "gmo_N")
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					rec.Attempts++
+					err = s.SwapPayment(ctx, rec)
+					if err == nil {
+						break
+					}
+					if !errors.Is(err, store.ErrConflict) {
+						t.Error(err)
+						return
+					}
+					retries.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	got, err := s.GetPayment(ctx, "gmo_N")
+	t.Logf("%d increments, %d retries", workers*each, retries.Load())
+	if err != nil || got.Attempts != workers*each || got.Version != workers*each+1 {
+		t.Fatalf("counter %d at version %d, want %d at %d (%v)", got.Attempts, got.Version, workers*each, workers*each+1, err)
+	}
+}
+
+func swapEvents(t *testing.T, s store.Store) {
+	now := time.Now().Truncate(time.Millisecond)
+	ev := func(id string) *store.Event {
+		return &store.Event{ID: id, Type: "payment.captured", Body: []byte(`{"id":"` + id + `"}`), NextTry: now, CreatedAt: now}
+	}
+	rec := newRecord("gmo_E")
+	if err := s.SwapPayment(ctx, rec, ev("ev-create")); err != nil {
+		t.Fatal(err)
+	}
+	stale := *rec
+	rec.Status = "captured"
+	if err := s.SwapPayment(ctx, rec, ev("ev-capture-1"), ev("ev-capture-2")); err != nil {
+		t.Fatal(err)
+	}
+	// The loser's events describe a write that did not happen.
+	stale.Status = "canceled"
+	if err := s.SwapPayment(ctx, &stale, ev("ev-cancel")); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("stale swap: %v", err)
+	}
+	dup := newRecord("gmo_E")
+	if err := s.SwapPayment(ctx, dup, ev("ev-dup-create")); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("second create: %v", err)
+	}
+	due, err := s.DueEvents(ctx, now, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, e := range due {
+		got[e.ID] = string(e.Body)
+	}
+	if len(got) != 3 || got["ev-create"] != `{"id":"ev-create"}` || got["ev-capture-1"] == "" || got["ev-capture-2"] == "" {
+		t.Fatalf("due events %v, want ev-create, ev-capture-1 and ev-capture-2", got)
+	}
+}
+
+func unresolvedLease(t *testing.T, s store.Store) {
+	ids := func() string {
+		un, err := s.Unresolved(ctx, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, r := range un {
+			out = append(out, r.ID)
+		}
+		return fmt.Sprint(out)
+	}
+	leased, unconfirmed, plain := newRecord("gmo_L1"), newRecord("gmo_L2"), newRecord("gmo_L3")
+	unconfirmed.CreatedAt = leased.CreatedAt.Add(time.Second)
+	plain.CreatedAt = leased.CreatedAt.Add(2 * time.Second)
+	for _, r := range []*store.PaymentRecord{leased, unconfirmed, plain} {
+		if err := s.SwapPayment(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := ids(); got != "[]" {
+		t.Fatalf("authorized records listed as unresolved: %s", got)
+	}
+	leased.Lease = &store.Lease{Owner: "inst-1", Op: "capture", Until: time.Now().Add(time.Minute).Truncate(time.Millisecond)}
+	unconfirmed.Unconfirmed = "cancel"
+	for _, r := range []*store.PaymentRecord{leased, unconfirmed} {
+		if err := s.SwapPayment(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := ids(); got != "[gmo_L1 gmo_L2]" {
+		t.Fatalf("unresolved %s, want the leased and the unconfirmed record", got)
+	}
+	if got, _ := s.GetPayment(ctx, "gmo_L1"); got.Lease == nil || got.Lease.Owner != "inst-1" || got.Lease.Op != "capture" || !got.Lease.Until.Equal(leased.Lease.Until) {
+		t.Fatalf("lease read back %+v", got.Lease)
+	}
+	leased.Lease = nil
+	if err := s.SwapPayment(ctx, leased); err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(); got != "[gmo_L2]" {
+		t.Fatalf("unresolved after the lease ended %s", got)
+	}
+	unconfirmed.Unconfirmed = ""
+	if err := s.SwapPayment(ctx, unconfirmed); err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(); got != "[]" {
+		t.Fatalf("unresolved after the outcome was confirmed %s", got)
 	}
 }
 
