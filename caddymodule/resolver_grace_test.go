@@ -7,6 +7,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/paynorm/paynorm/ledger"
 	"github.com/paynorm/paynorm/normalize"
 	"github.com/paynorm/paynorm/providers"
 	"github.com/paynorm/paynorm/store"
@@ -28,11 +29,11 @@ func (unexecuted) GetPayment(_ context.Context, key string) (*normalize.Payment,
 func TestUnexecutedOrderIsNotFailedBeforeTheGrace(t *testing.T) {
 	st := store.NewMemory()
 	r := &resolver{st: st, log: zap.NewNop(), provs: map[string]providers.Provider{}}
-	r.register(map[string]providers.Provider{"gmo": unexecuted{}}, 10*time.Millisecond, 400*time.Millisecond)
+	r.register(map[string]providers.Provider{"gmo": unexecuted{}}, ledger.New(st, nil, false), 10*time.Millisecond, 400*time.Millisecond)
 	ctx := context.Background()
 	written := time.Now()
 	rec := &store.PaymentRecord{ID: "gmo_G-1", Account: "gmo", Key: "G-1", Status: normalize.StatusUnknown, CreatedAt: written, UpdatedAt: written}
-	if err := st.PutPayment(ctx, rec); err != nil {
+	if err := st.SwapPayment(ctx, rec); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(20 * time.Millisecond)

@@ -18,6 +18,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
+	"github.com/paynorm/paynorm/ledger"
 	"github.com/paynorm/paynorm/notify"
 	"github.com/paynorm/paynorm/providers/sandbox"
 	"github.com/paynorm/paynorm/store"
@@ -31,7 +32,7 @@ type eventReceiver struct {
 	t    *testing.T
 	up   atomic.Bool
 	mu   sync.Mutex
-	evs  []Event
+	evs  []ledger.Event
 	hits atomic.Int64
 }
 
@@ -47,7 +48,7 @@ func (rc *eventReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "bad signature", http.StatusBadRequest)
 		return
 	}
-	var ev Event
+	var ev ledger.Event
 	if err := json.Unmarshal(body, &ev); err != nil || ev.ID != r.Header.Get(notify.HeaderID) || ev.Type != r.Header.Get(notify.HeaderType) {
 		rc.t.Errorf("event body %s does not match its headers (%v)", body, err)
 	}
@@ -60,14 +61,14 @@ func (rc *eventReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 }
 
-func (rc *eventReceiver) events() []Event {
+func (rc *eventReceiver) events() []ledger.Event {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
-	return append([]Event(nil), rc.evs...)
+	return append([]ledger.Event(nil), rc.evs...)
 }
 
-func (rc *eventReceiver) byType(typ string) []Event {
-	var out []Event
+func (rc *eventReceiver) byType(typ string) []ledger.Event {
+	var out []ledger.Event
 	for _, e := range rc.events() {
 		if e.Type == typ {
 			out = append(out, e)
@@ -128,8 +129,14 @@ func postJSON(t *testing.T, url, body string) (int, map[string]any) {
 	return resp.StatusCode, m
 }
 
+// testKickbackToken is the secret path segment of the tests' kickback URL.
+const testKickbackToken = "kbt_0123456789abcdef"
+
+// kickbackPath is where the tests' paynorm takes j-payment kickbacks.
+const kickbackPath = "/v1/webhooks/jpayment/" + testKickbackToken
+
 func jpHandler(simURL, notifyURL string) *Handler {
-	return &Handler{NotifyURL: notifyURL, NotifySecret: testSecret, Accounts: []Account{{Name: "jp", Type: "jpayment", Endpoint: simURL, AID: "123456", Timeout: caddy.Duration(5 * time.Second)}}}
+	return &Handler{NotifyURL: notifyURL, NotifySecret: testSecret, KickbackToken: testKickbackToken, Accounts: []Account{{Name: "jp", Type: "jpayment", Endpoint: simURL, AID: "123456", Timeout: caddy.Duration(5 * time.Second)}}}
 }
 
 // kickback -> paynorm -> receiver, with the receiver down first: the event
@@ -143,7 +150,7 @@ func TestKickbackReachesReceiverAfterItComesBack(t *testing.T) {
 	defer simSrv.Close()
 	st := store.NewMemory()
 	pn := startPaynorm(t, jpHandler(simSrv.URL, recv.URL), st)
-	sim.KickbackURL = pn.srv.URL + "/v1/webhooks/jpayment"
+	sim.KickbackURL = pn.srv.URL + kickbackPath
 
 	status, pay := postJSON(t, pn.srv.URL+"/v1/payments", `{"amount":1000,"tax":80,"capture":"manual","payment_method":{"token":"tok_visa"},"customer":{"phone":"0312345678"}}`)
 	if status != 200 || pay["status"] != "authorized" {
@@ -151,8 +158,8 @@ func TestKickbackReachesReceiverAfterItComesBack(t *testing.T) {
 	}
 	gid := pay["provider_data"].(map[string]any)["gid"].(string)
 
-	// The simulator sends the kickback for that payment; paynorm answers a
-	// non-empty body only after the event is in the outbox.
+	// The simulator sends the kickback for that payment: it agrees with
+	// what paynorm recorded, so it is acknowledged and adds no event.
 	resp, err := http.PostForm(simSrv.URL+"/gateway/sandbox/kickback", url.Values{"gid": {gid}, "ps": {"secretpw"}})
 	if err != nil || resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("kickback: %v %v", resp, err)
@@ -166,26 +173,16 @@ func TestKickbackReachesReceiverAfterItComesBack(t *testing.T) {
 		t.Fatal("delivered while down")
 	}
 	due, _ := st.DueEvents(context.Background(), time.Now().Add(48*time.Hour), 0)
-	if len(due) != 2 { // payment.authorized from the API call and from the kickback
+	if len(due) != 1 { // payment.authorized from the API call
 		t.Fatalf("outbox holds %d events", len(due))
 	}
 
 	rc.up.Store(true)
 	// Backoff after two failures is a few seconds at most.
-	waitUntil(t, "delivery", func() bool { return len(rc.byType("payment.authorized")) == 2 })
-	var fromKickback *Event
-	for _, e := range rc.byType("payment.authorized") {
-		if e.Data.Kickback != nil {
-			e := e
-			fromKickback = &e
-		}
-	}
-	if fromKickback == nil || fromKickback.Data.Kickback["gid"] != gid || fromKickback.Data.Payment.ID != "jp_"+gid ||
-		fromKickback.Provider != "jp" || fromKickback.Object != "event" || !strings.HasPrefix(fromKickback.ID, "evt_") {
-		t.Fatalf("event: %+v", fromKickback)
-	}
-	if _, ok := fromKickback.Data.Kickback["ps"]; ok {
-		t.Fatal("ps forwarded")
+	waitUntil(t, "delivery", func() bool { return len(rc.byType("payment.authorized")) == 1 })
+	ev := rc.byType("payment.authorized")[0]
+	if ev.Data.Payment.ID != "jp_"+gid || ev.Provider != "jp" || ev.Object != "event" || !strings.HasPrefix(ev.ID, "evt_") || !ev.Verified {
+		t.Fatalf("event: %+v", ev)
 	}
 	waitUntil(t, "empty outbox", func() bool {
 		due, _ := st.DueEvents(context.Background(), time.Now().Add(48*time.Hour), 0)
@@ -193,8 +190,9 @@ func TestKickbackReachesReceiverAfterItComesBack(t *testing.T) {
 	})
 }
 
-// The same notification twice is the same event id; a recurring stop
-// notice becomes subscription.canceled; a failure updates the record.
+// A failure notice for a payment paynorm never started creates nothing and
+// announces nothing (it is a claim nobody can check); a recurring stop
+// notice becomes subscription.canceled, marked unverified.
 func TestKickbackEventsAndRecords(t *testing.T) {
 	rc := &eventReceiver{t: t}
 	rc.up.Store(true)
@@ -203,7 +201,7 @@ func TestKickbackEventsAndRecords(t *testing.T) {
 	st := store.NewMemory()
 	pn := startPaynorm(t, jpHandler("http://127.0.0.1:1", recv.URL), st)
 	kick := func(q string) (int, string) {
-		resp, err := http.Get(pn.srv.URL + "/v1/webhooks/jpayment?" + q)
+		resp, err := http.Get(pn.srv.URL + kickbackPath + "?" + q)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -220,31 +218,21 @@ func TestKickbackEventsAndRecords(t *testing.T) {
 	if code, body := kick("gid=5002&rst=4&cod=SUB-1&acid=777&ec="); code != 200 || body != "OK" {
 		t.Fatalf("%d %q", code, body)
 	}
-	waitUntil(t, "both events", func() bool {
-		return len(rc.byType("payment.failed")) >= 1 && len(rc.byType("subscription.canceled")) == 1
-	})
-	// At least once: the repeated notification may or may not go out twice
-	// (depending on whether the first was delivered yet), always as one id.
-	failed := rc.byType("payment.failed")
-	for _, f := range failed {
-		if f.ID != failed[0].ID || f.Data.Payment.Status != "failed" || f.Data.Payment.Total != 1000 || f.Data.Kickback["ec"] != "G0442G040000" {
-			t.Fatalf("failed events: %+v", failed)
-		}
-	}
+	waitUntil(t, "the subscription event", func() bool { return len(rc.byType("subscription.canceled")) == 1 })
 	sub := rc.byType("subscription.canceled")
-	if len(sub) != 1 || sub[0].Data.Subscription.ID != "jp_777" || sub[0].Data.Subscription.Status != "canceled" {
+	if sub[0].Data.Subscription.ID != "jp_777" || sub[0].Data.Subscription.Status != "canceled" || sub[0].Verified {
 		t.Fatalf("subscription events: %+v", sub)
 	}
-	// The record is what GET answers.
+	if n := len(rc.events()); n != 1 {
+		t.Fatalf("%d events, want only the subscription one: %+v", n, rc.events())
+	}
 	resp, err := http.Get(pn.srv.URL + "/v1/payments/jp_5001")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got map[string]any
-	_ = json.NewDecoder(resp.Body).Decode(&got)
 	resp.Body.Close()
-	if got["status"] != "failed" || got["order_id"] != "LINK-1" {
-		t.Fatalf("GET: %v", got)
+	if resp.StatusCode != 404 {
+		t.Fatalf("GET of a payment only a kickback named: %d", resp.StatusCode)
 	}
 	// Bad parameters get a normalized 400 and no event.
 	if code, body := kick("gid=abc&rst=1"); code != 400 || !strings.Contains(body, `"param":"gid"`) {
@@ -258,7 +246,7 @@ func TestKickbackAllowList(t *testing.T) {
 	h.NotifySecret = ""
 	h.KickbackAllow = []string{"203.0.113.0/24", "10.1.2.3"}
 	pn := startPaynorm(t, h, st)
-	resp, err := http.Get(pn.srv.URL + "/v1/webhooks/jpayment?gid=1&rst=1")
+	resp, err := http.Get(pn.srv.URL + kickbackPath + "?gid=1&rst=1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -274,7 +262,7 @@ func TestKickbackAllowList(t *testing.T) {
 	h2.NotifySecret = ""
 	h2.KickbackAllow = []string{"127.0.0.0/8"}
 	pn2 := startPaynorm(t, h2, st)
-	resp, err = http.Get(pn2.srv.URL + "/v1/webhooks/jpayment?gid=1&rst=1")
+	resp, err = http.Get(pn2.srv.URL + kickbackPath + "?gid=1&rst=1")
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("%v %v", resp, err)
 	}
@@ -289,7 +277,7 @@ func TestPendingEventsDeliveredAfterRestart(t *testing.T) {
 	defer recv.Close()
 	st := store.NewMemory()
 	first := startPaynorm(t, jpHandler("http://127.0.0.1:1", recv.URL), st)
-	resp, err := http.Get(first.srv.URL + "/v1/webhooks/jpayment?gid=9001&rst=1&acid=42&am=500&tx=0&sf=0")
+	resp, err := http.Get(first.srv.URL + kickbackPath + "?gid=9001&rst=1&acid=42&am=500&tx=0&sf=0")
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("%v %v", resp, err)
 	}
@@ -301,17 +289,19 @@ func TestPendingEventsDeliveredAfterRestart(t *testing.T) {
 	startPaynorm(t, jpHandler("http://127.0.0.1:1", recv.URL), st)
 	waitUntil(t, "delivery by the new instance", func() bool { return len(rc.events()) == 1 })
 	ev := rc.events()[0]
-	if ev.Type != "subscription.payment_succeeded" || ev.Data.Payment.Status != "captured" || ev.Data.Subscription.ID != "jp_42" {
+	if ev.Type != "subscription.payment_succeeded" || ev.Data.Payment.Status != "captured" || ev.Data.Subscription.ID != "jp_42" || ev.Verified {
 		t.Fatalf("%+v", ev)
 	}
 }
 
 func TestWebhookSettingsValidated(t *testing.T) {
 	for name, h := range map[string]*Handler{
-		"short secret":       {NotifyURL: "https://example.jp/hook", NotifySecret: "short"},
-		"bad url":            {NotifyURL: "ftp://example.jp", NotifySecret: testSecret},
-		"secret without url": {NotifySecret: testSecret},
-		"bad cidr":           {KickbackAllow: []string{"10.0.0.0/99"}},
+		"short secret":                     {NotifyURL: "https://example.jp/hook", NotifySecret: "short"},
+		"bad url":                          {NotifyURL: "ftp://example.jp", NotifySecret: testSecret},
+		"secret without url":               {NotifySecret: testSecret},
+		"bad cidr":                         {KickbackAllow: []string{"10.0.0.0/99"}},
+		"j-payment without kickback token": {Accounts: []Account{{Name: "jp", Type: "jpayment", AID: "123456", Endpoint: "http://127.0.0.1:1"}}},
+		"short kickback token":             {KickbackToken: "short", Accounts: []Account{{Name: "jp", Type: "jpayment", AID: "123456", Endpoint: "http://127.0.0.1:1"}}},
 	} {
 		ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 		if err := h.Provision(ctx); err == nil {
@@ -382,16 +372,16 @@ func TestKickbackSettlesAnUnknownCreate(t *testing.T) {
 	pn := startPaynorm(t, h, st)
 	seed := []byte(`{"id":"","object":"payment","provider":"jp","order_id":"ORD-LOST","status":"unknown","amount":1000,"tax":0,"shipping":0,"total":1000,"capture":"manual","provider_data":{}}`)
 	now := time.Now()
-	if err := st.PutPayment(context.Background(), &store.PaymentRecord{ID: "jp_order.ORD-LOST", Account: "jp", Key: "order.ORD-LOST", Status: "unknown", Op: "create", Payment: seed, CreatedAt: now, UpdatedAt: now}); err != nil {
+	if err := st.SwapPayment(context.Background(), &store.PaymentRecord{ID: "jp_order.ORD-LOST", Account: "jp", Key: "order.ORD-LOST", Status: "unknown", Op: "create", Payment: seed, CreatedAt: now, UpdatedAt: now}); err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.Get(pn.srv.URL + "/v1/webhooks/jpayment?gid=8080&rst=1&ap=123456&cod=ORD-LOST&am=1000&tx=0&sf=0&ta=1000")
+	resp, err := http.Get(pn.srv.URL + kickbackPath + "?gid=8080&rst=1&ap=123456&cod=ORD-LOST&am=1000&tx=0&sf=0&ta=1000")
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("%v %v", resp, err)
 	}
 	resp.Body.Close()
 	rec, err := st.GetPayment(context.Background(), "jp_order.ORD-LOST")
-	if err != nil || rec.Status != "authorized" || !strings.Contains(string(rec.Payment), `"id":"jp_8080"`) {
+	if err != nil || rec.Status != "authorized" || rec.LinkedID != "jp_8080" || !strings.Contains(string(rec.Payment), `"id":"jp_8080"`) {
 		t.Fatalf("order record: %+v %v", rec, err)
 	}
 	var got map[string]any

@@ -16,7 +16,6 @@ import (
 	"github.com/paynorm/paynorm/providers/jpayment"
 	"github.com/paynorm/paynorm/providers/sandbox"
 	"github.com/paynorm/paynorm/resilience"
-	"github.com/paynorm/paynorm/store"
 )
 
 // remoteAddrServer answers each request with the peer address it saw.
@@ -145,7 +144,7 @@ func TestProxyURLTunnelsWithConnect(t *testing.T) {
 func jpaymentClient(t *testing.T, endpoint string, tr http.RoundTripper) *jpayment.Provider {
 	c := jpayment.NewClient(jpayment.Config{Account: "jp", Endpoint: endpoint, AID: "123456", Timeout: 5 * time.Second},
 		tr, resilience.New(resilience.Settings{Name: "jp"}), nil)
-	return jpayment.New(c, store.NewMemory())
+	return jpayment.New(c)
 }
 
 func charge(p *jpayment.Provider) (*normalize.Payment, error) {

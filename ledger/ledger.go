@@ -117,6 +117,9 @@ type Decision struct {
 	Events []*Event
 	// Quiet suppresses the automatic payment event.
 	Quiet bool
+	// Bookkeeping marks a change of the resolver's own fields only: the
+	// record's UpdatedAt (when its state last changed) stays.
+	Bookkeeping bool
 }
 
 // Decide looks at the current record (an empty Entry when there is none)
@@ -145,7 +148,9 @@ func (l *Ledger) Update(ctx context.Context, id string, src Source, decide Decid
 		next.Rec.ID = id
 		next.Rec.Version = cur.version()
 		now := l.now()
-		next.Rec.UpdatedAt = now
+		if !d.Bookkeeping || next.Rec.UpdatedAt.IsZero() {
+			next.Rec.UpdatedAt = now
+		}
 		if next.Rec.CreatedAt.IsZero() {
 			next.Rec.CreatedAt = now
 		}
@@ -176,7 +181,7 @@ func (l *Ledger) read(ctx context.Context, id string) (*Entry, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Entry{Rec: rec}, nil
+	return (&Entry{Rec: rec}).clone(), nil
 }
 
 func (e *Entry) version() int64 {

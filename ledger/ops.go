@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/paynorm/paynorm/normalize"
@@ -105,7 +106,8 @@ func (l *Ledger) Begin(ctx context.Context, op Op) (*Ticket, *Entry, error) {
 			unlock()
 			return nil, e, err
 		}
-		return &Ticket{op: op, owner: owner, unlock: unlock, Start: e}, e, nil
+		var once sync.Once
+		return &Ticket{op: op, owner: owner, unlock: func() { once.Do(unlock) }, Start: e}, e, nil
 	}
 }
 
@@ -309,7 +311,7 @@ func (l *Ledger) Note(ctx context.Context, id string, readVersion int64, attempt
 			return Decision{}, nil
 		}
 		cur.Rec.Attempts, cur.Rec.NextCheck = attempts, next
-		return Decision{Next: cur, Quiet: true}, nil
+		return Decision{Next: cur, Quiet: true, Bookkeeping: true}, nil
 	})
 	return err
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/paynorm/paynorm/egress"
 	"github.com/paynorm/paynorm/normalize"
+	"github.com/paynorm/paynorm/providers"
 	"github.com/paynorm/paynorm/providers/gmo"
 	"github.com/paynorm/paynorm/providers/sandbox"
 	"github.com/paynorm/paynorm/resilience"
@@ -41,7 +42,7 @@ func BenchmarkProviderCreateAndCapture(b *testing.B) {
 		if err != nil || pay.Status != normalize.StatusAuthorized {
 			b.Fatalf("create: %v", err)
 		}
-		if pay, err = p.Capture(ctx, req.OrderID, &normalize.CaptureRequest{}); err != nil || pay.Status != normalize.StatusCaptured {
+		if pay, err = p.Capture(ctx, providers.Target{Key: req.OrderID}, &normalize.CaptureRequest{}); err != nil || pay.Status != normalize.StatusCaptured {
 			b.Fatalf("capture: %v", err)
 		}
 	}

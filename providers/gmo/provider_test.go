@@ -79,26 +79,26 @@ func TestAuthorizeCaptureCancelLifecycle(t *testing.T) {
 		t.Fatalf("get: %+v %v", got, err)
 	}
 	wrong := int64(999)
-	_, err = e.p.Capture(ctx, pay.OrderID, &normalize.CaptureRequest{Amount: &wrong})
+	_, err = e.p.Capture(ctx, providers.Target{Key: pay.OrderID}, &normalize.CaptureRequest{Amount: &wrong})
 	if ne := asErr(t, err); ne.Code != "amount_mismatch" || e.sim.Calls("AlterTran") != 0 {
 		t.Fatalf("capture with another amount: %+v, AlterTran calls %d", ne, e.sim.Calls("AlterTran"))
 	}
-	cap, err := e.p.Capture(ctx, pay.OrderID, &normalize.CaptureRequest{})
+	cap, err := e.p.Capture(ctx, providers.Target{Key: pay.OrderID}, &normalize.CaptureRequest{})
 	if err != nil || cap.Status != normalize.StatusCaptured {
 		t.Fatalf("capture: %+v %v", cap, err)
 	}
-	_, err = e.p.Capture(ctx, pay.OrderID, &normalize.CaptureRequest{})
+	_, err = e.p.Capture(ctx, providers.Target{Key: pay.OrderID}, &normalize.CaptureRequest{})
 	if ne := asErr(t, err); ne.Code != "already_captured" || ne.HTTPStatus() != 409 || ne.Payment == nil {
 		t.Fatalf("second capture: %+v", ne)
 	}
-	can, err := e.p.Cancel(ctx, pay.OrderID)
+	can, err := e.p.Cancel(ctx, providers.Target{Key: pay.OrderID})
 	if err != nil || can.Status != normalize.StatusVoided || can.ProviderData["gmo_job"] != "VOID" {
 		t.Fatalf("cancel: %+v %v", can, err)
 	}
 	if st, _ := e.sim.TradeStatus("tshop00000001", pay.OrderID); st != "VOID" {
 		t.Fatalf("ledger after cancel: %s", st)
 	}
-	_, err = e.p.Cancel(ctx, pay.OrderID)
+	_, err = e.p.Cancel(ctx, providers.Target{Key: pay.OrderID})
 	if ne := asErr(t, err); ne.Code != "not_cancelable" {
 		t.Fatalf("second cancel: %+v", ne)
 	}
@@ -111,7 +111,7 @@ func TestReauthorizeChangesAmount(t *testing.T) {
 	if err != nil || pay.Status != normalize.StatusCaptured {
 		t.Fatalf("%+v %v", pay, err)
 	}
-	re, err := e.p.Reauthorize(ctx, pay.OrderID, &normalize.Reauthorize{Amount: 4000, Tax: 400})
+	re, err := e.p.Reauthorize(ctx, providers.Target{Key: pay.OrderID}, &normalize.Reauthorize{Amount: 4000, Tax: 400})
 	if err != nil || re.Amount != 4000 || re.Total != 4400 || re.Status != normalize.StatusCaptured {
 		t.Fatalf("reauthorize: %+v %v", re, err)
 	}
@@ -274,7 +274,7 @@ func TestDamagedAnswersAfterCommit(t *testing.T) {
 				t.Fatal(err)
 			}
 			// The capture went through at GMO; paynorm learns it from SearchTrade.
-			got, err := e.p.Capture(context.Background(), pay.OrderID, &normalize.CaptureRequest{})
+			got, err := e.p.Capture(context.Background(), providers.Target{Key: pay.OrderID}, &normalize.CaptureRequest{})
 			if err != nil || got.Status != normalize.StatusCaptured {
 				t.Fatalf("capture after %s: %+v %v", kind, got, err)
 			}

@@ -15,21 +15,19 @@ import (
 	"github.com/paynorm/paynorm/providers/jpayment"
 	"github.com/paynorm/paynorm/providers/sandbox"
 	"github.com/paynorm/paynorm/resilience"
-	"github.com/paynorm/paynorm/store"
 )
 
 type env struct {
 	sim   *sandbox.JPayment
 	srv   *httptest.Server
 	p     *jpayment.Provider
-	st    *store.Memory
 	mu    sync.Mutex
 	calls []providers.CallInfo
 }
 
 func newEnv(t *testing.T, timeout time.Duration, gs resilience.Settings) *env {
 	t.Helper()
-	e := &env{sim: sandbox.NewJPayment(), st: store.NewMemory()}
+	e := &env{sim: sandbox.NewJPayment()}
 	e.sim.SlowDelay = 3 * timeout
 	e.srv = httptest.NewServer(e.sim)
 	t.Cleanup(e.srv.Close)
@@ -40,7 +38,7 @@ func newEnv(t *testing.T, timeout time.Duration, gs resilience.Settings) *env {
 			e.calls = append(e.calls, ci)
 			e.mu.Unlock()
 		})
-	e.p = jpayment.New(c, e.st)
+	e.p = jpayment.New(c)
 	return e
 }
 
@@ -63,6 +61,7 @@ func asErr(t *testing.T, err error) *normalize.Error {
 }
 
 func gid(t *testing.T, p *normalize.Payment) string {
+	t.Helper()
 	_, k, ok := normalize.SplitPaymentID(p.ID)
 	if !ok {
 		t.Fatalf("id %q", p.ID)
@@ -70,7 +69,14 @@ func gid(t *testing.T, p *normalize.Payment) string {
 	return k
 }
 
-func TestCreateStoresRecordWithIDFromGID(t *testing.T) {
+// known is the target the caller (paynorm's ledger) hands a follow-up:
+// j-payment has no query API, so the provider acts on this record.
+func known(t *testing.T, p *normalize.Payment) providers.Target {
+	t.Helper()
+	return providers.Target{Key: gid(t, p), Known: p}
+}
+
+func TestCreateIDFromGID(t *testing.T) {
 	e := newEnv(t, 2*time.Second, resilience.Settings{})
 	pay, err := e.p.CreatePayment(context.Background(), req(1000, normalize.CaptureManual, "tok_visa_1"))
 	if err != nil {
@@ -80,12 +86,11 @@ func TestCreateStoresRecordWithIDFromGID(t *testing.T) {
 	if pay.ID != "jp_"+g || pay.OrderID != "ORD-1" || pay.Status != normalize.StatusAuthorized || pay.TransactionID == "" {
 		t.Fatalf("%+v", pay)
 	}
+	if pay.Amount != 1000 || pay.Tax != 10 || pay.Total != 1010 || pay.CreatedAt == nil {
+		t.Fatalf("amounts %+v", pay)
+	}
 	if st, total := e.sim.Status(g); st != "AUTH" || total != 1010 {
 		t.Fatalf("ledger %s %d", st, total)
-	}
-	rec, err := e.st.GetPayment(context.Background(), pay.ID)
-	if err != nil || rec.Key != g || rec.Status != normalize.StatusAuthorized {
-		t.Fatalf("record %+v %v", rec, err)
 	}
 }
 
@@ -115,16 +120,28 @@ func TestCreateValidation(t *testing.T) {
 	}
 }
 
-func TestDeclineKeepsFailedRecord(t *testing.T) {
+// A decline answers the failed payment (with its gid) for the caller to
+// record; the provider itself cannot be asked for it afterwards.
+func TestDeclineReturnsFailedPayment(t *testing.T) {
 	e := newEnv(t, time.Second, resilience.Settings{})
 	_, err := e.p.CreatePayment(context.Background(), req(1000, normalize.CaptureAutomatic, "tok_insufficient_funds"))
 	ne := asErr(t, err)
 	if ne.Code != "insufficient_funds" || ne.HTTPStatus() != 402 || ne.ProviderCodes[0].Code != "G0442G040000" || ne.Payment.Status != normalize.StatusFailed {
 		t.Fatalf("%+v", ne)
 	}
-	got, err := e.p.GetPayment(context.Background(), gid(t, ne.Payment))
-	if err != nil || got.Status != normalize.StatusFailed {
-		t.Fatalf("%+v %v", got, err)
+	g := gid(t, ne.Payment)
+	if ne.Payment.ID != "jp_"+g || ne.Payment.OrderID != "ORD-1" {
+		t.Fatalf("failed payment %+v", ne.Payment)
+	}
+	if st, _ := e.sim.Status(g); st != "FAILED" {
+		t.Fatalf("ledger %s", st)
+	}
+	got, err := e.p.GetPayment(context.Background(), g)
+	if ge := asErr(t, err); ge.Code != "unsupported" || got != nil || !e.p.NoQuery() || providers.Queryable(e.p) {
+		t.Fatalf("get: %+v %v", got, ge)
+	}
+	if n := e.sim.Calls("gateway_token"); n != 1 {
+		t.Fatalf("%d charge calls", n)
 	}
 	if strings.Contains(ne.Message, "tok_") {
 		t.Fatal("the token leaks into the message")
@@ -153,7 +170,7 @@ func TestFollowUpFaultsAreNotRetried(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.sim.InjectFault(sandbox.Fault{API: "gateway", Kind: sandbox.FaultCommitReset})
-	_, err = e.p.Capture(ctx, gid(t, pay), &normalize.CaptureRequest{})
+	_, err = e.p.Capture(ctx, known(t, pay), &normalize.CaptureRequest{})
 	ne := asErr(t, err)
 	if ne.Payment == nil || ne.Payment.Status != normalize.StatusUnknown || ne.Retryable {
 		t.Fatalf("%+v", ne)
@@ -161,13 +178,55 @@ func TestFollowUpFaultsAreNotRetried(t *testing.T) {
 	if n := e.sim.Calls("gateway"); n != 1 {
 		t.Fatalf("SALES sent %d times", n)
 	}
-	// The simulator did sell it: a capture by the app now learns so.
+	// The simulator did sell it: a capture by the app now learns so. The
+	// caller's record still says authorized (the last confirmed status).
 	if st, _ := e.sim.Status(gid(t, pay)); st != "SALES" {
 		t.Fatalf("ledger %s", st)
 	}
-	_, err = e.p.Capture(ctx, gid(t, pay), &normalize.CaptureRequest{})
+	_, err = e.p.Capture(ctx, known(t, pay), &normalize.CaptureRequest{})
 	if ne := asErr(t, err); ne.Code != "already_captured" || ne.ProviderCodes[0].Code != "ER032" {
 		t.Fatalf("%+v", ne)
+	}
+}
+
+// Without paynorm's record a follow-up cannot run (no query API to learn
+// the payment's state): it answers resource_missing and sends nothing, even
+// for a gid the gateway knows.
+func TestFollowUpWithoutKnownIsResourceMissing(t *testing.T) {
+	e := newEnv(t, time.Second, resilience.Settings{})
+	ctx := context.Background()
+	pay, err := e.p.CreatePayment(ctx, req(1000, normalize.CaptureManual, "tok_visa"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := gid(t, pay)
+	tg := providers.Target{Key: g}
+	ops := map[string]func() (*normalize.Payment, error){
+		"capture": func() (*normalize.Payment, error) { return e.p.Capture(ctx, tg, &normalize.CaptureRequest{}) },
+		"cancel":  func() (*normalize.Payment, error) { return e.p.Cancel(ctx, tg) },
+		"reauthorize": func() (*normalize.Payment, error) {
+			return e.p.Reauthorize(ctx, tg, &normalize.Reauthorize{Amount: 500})
+		},
+	}
+	for name, op := range ops {
+		got, err := op()
+		ne := asErr(t, err)
+		if got != nil || ne.Code != "resource_missing" || ne.HTTPStatus() != 404 || ne.Provider != "jp" ||
+			ne.Param == nil || *ne.Param != "id" || !strings.Contains(ne.Message, "jp_"+g) || ne.Payment != nil {
+			t.Errorf("%s: %+v %+v", name, got, ne)
+		}
+	}
+	if n := e.sim.Calls("gateway") + e.sim.Calls("re_auth"); n != 0 {
+		t.Fatalf("%d follow-up calls reached the simulator", n)
+	}
+	e.mu.Lock()
+	calls := len(e.calls)
+	e.mu.Unlock()
+	if calls != 1 {
+		t.Fatalf("%d provider calls observed, want only the create", calls)
+	}
+	if st, _ := e.sim.Status(g); st != "AUTH" {
+		t.Fatalf("ledger %s", st)
 	}
 }
 
@@ -204,16 +263,27 @@ func TestReauthorize(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	re, err := e.p.Reauthorize(ctx, gid(t, pay), &normalize.Reauthorize{Amount: 700, Tax: 70})
+	re, err := e.p.Reauthorize(ctx, known(t, pay), &normalize.Reauthorize{Amount: 700, Tax: 70})
 	if err != nil || re.Status != normalize.StatusCaptured || re.Total != 770 || re.ID == pay.ID || re.ProviderData["replaces"] != pay.ID {
 		t.Fatalf("%+v %v", re, err)
 	}
-	old, _ := e.p.GetPayment(ctx, gid(t, pay))
-	if old.Status != normalize.StatusRefunded || old.ProviderData["replaced_by"] != re.ID {
-		t.Fatalf("old: %+v", old)
+	// The answer is the new payment under the new gid; j-payment cancelled
+	// the old one. Marking the old record is the caller's job: the record
+	// handed in is left as it was.
+	if g := re.ProviderData["gid"]; g != gid(t, re) || re.OrderID != pay.OrderID || re.TransactionID == "" {
+		t.Fatalf("new payment %+v", re)
+	}
+	if st, total := e.sim.Status(gid(t, re)); st != "CAPTURE" || total != 770 {
+		t.Fatalf("new ledger %s %d", st, total)
+	}
+	if st, _ := e.sim.Status(gid(t, pay)); st != "CANCEL" {
+		t.Fatalf("old ledger %s", st)
+	}
+	if pay.Status != normalize.StatusCaptured || pay.ProviderData["replaced_by"] != nil {
+		t.Fatalf("the caller's record was changed: %+v", pay)
 	}
 	// Declined re-authorization: the original stays as it was.
-	_, err = e.p.Reauthorize(ctx, gid(t, re), &normalize.Reauthorize{Amount: 2_000_000})
+	_, err = e.p.Reauthorize(ctx, known(t, re), &normalize.Reauthorize{Amount: 2_000_000})
 	ne := asErr(t, err)
 	if ne.Code != "exceeds_limit" || ne.Payment.ID != re.ID || ne.Payment.Status != normalize.StatusCaptured {
 		t.Fatalf("%+v", ne)
@@ -224,7 +294,7 @@ func TestReauthorize(t *testing.T) {
 	// Only this or last month (JST): checked before calling.
 	calls := e.sim.Calls("re_auth")
 	e.p.SetClock(func() time.Time { return time.Now().AddDate(0, 2, 0) })
-	_, err = e.p.Reauthorize(ctx, gid(t, re), &normalize.Reauthorize{Amount: 500})
+	_, err = e.p.Reauthorize(ctx, known(t, re), &normalize.Reauthorize{Amount: 500})
 	if ne := asErr(t, err); ne.Code != "refund_window_passed" {
 		t.Fatalf("%+v", ne)
 	}
@@ -284,7 +354,7 @@ func TestNotSentIsRetriedOnce(t *testing.T) {
 	var calls []providers.CallInfo
 	c := jpayment.NewClient(jpayment.Config{Account: "jp", Endpoint: url, AID: "123456", Timeout: time.Second},
 		http.DefaultTransport, resilience.New(resilience.Settings{Name: "jp"}), func(ci providers.CallInfo) { calls = append(calls, ci) })
-	_, err := jpayment.New(c, e.st).CreatePayment(context.Background(), req(1000, normalize.CaptureAutomatic, "tok_visa"))
+	_, err := jpayment.New(c).CreatePayment(context.Background(), req(1000, normalize.CaptureAutomatic, "tok_visa"))
 	ne := asErr(t, err)
 	if ne.Code != "provider_unavailable" || !strings.Contains(ne.Message, "nothing was sent") || ne.Payment != nil {
 		t.Fatalf("%+v", ne)
