@@ -40,7 +40,14 @@ func newEnv(t *testing.T, gmo *sandbox.GMO, tune func(h *Handler)) *env {
 	e := &env{t: t, gmo: gmo}
 	e.sim = httptest.NewServer(gmo)
 	t.Cleanup(e.sim.Close)
+	// Every HTTP test runs with webhook events on: events are written by the
+	// ledger and must not hide any feature (they once did, through a
+	// provider wrapper that lost the optional interfaces).
+	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+	t.Cleanup(sink.Close)
 	e.h = &Handler{
+		NotifyURL:    sink.URL,
+		NotifySecret: testSecret,
 		Store:        &StoreConfig{Backend: "bolt", Path: filepath.Join(t.TempDir(), "paynorm.db")},
 		ResolveAfter: caddy.Duration(200 * time.Millisecond),
 		Accounts: []Account{{Name: "gmo", Type: "gmo", Endpoint: e.sim.URL, ShopID: "tshop1", ShopPass: testShopPass,

@@ -388,7 +388,9 @@ func (h *Handler) paymentOp(c *call, op string) int {
 		if derr != nil {
 			return h.fail(w, rid, derr)
 		}
-		pay, err = h.followUp(ctx, p, key, op, func(ctx context.Context, t providers.Target) (*normalize.Payment, error) { return p.Capture(ctx, t, req) })
+		pay, err = h.followUp(ctx, p, key, op, func(ctx context.Context, t providers.Target) (*normalize.Payment, error) {
+			return p.Capture(ctx, t, req)
+		})
 	case "cancel":
 		if derr := normalize.DecodeEmpty(body); derr != nil {
 			return h.fail(w, rid, derr)
@@ -399,7 +401,9 @@ func (h *Handler) paymentOp(c *call, op string) int {
 		if derr != nil {
 			return h.fail(w, rid, derr)
 		}
-		pay, err = h.followUp(ctx, p, key, op, func(ctx context.Context, t providers.Target) (*normalize.Payment, error) { return p.Reauthorize(ctx, t, req) })
+		pay, err = h.followUp(ctx, p, key, op, func(ctx context.Context, t providers.Target) (*normalize.Payment, error) {
+			return p.Reauthorize(ctx, t, req)
+		})
 	}
 	return h.answer(w, rid, pay, err)
 }

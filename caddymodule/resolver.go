@@ -31,7 +31,7 @@ type resolver struct {
 	mu     sync.Mutex
 	provs  map[string]providers.Provider
 	ledger *ledger.Ledger // the newest config's (its events setting)
-	after time.Duration // how old a record must be before it is resolved
+	after  time.Duration  // how old a record must be before it is resolved
 	// failAfter is how old a record must be before "the provider never
 	// executed it" may settle it as failed: at least twice the longest
 	// provider timeout, since a late execution may still be under way.

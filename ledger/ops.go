@@ -245,7 +245,7 @@ func (l *Ledger) settleElsewhere(ctx context.Context, t *Ticket, pay *normalize.
 			now := l.now().In(normalize.JST)
 			cur.Pay.UpdatedAt = &now
 		}
-		cur.Rec.Status, cur.Rec.LinkedID = replaced, pay.ID
+		cur.Rec.Status = replaced // the old id keeps reading as the old payment
 		return Decision{Next: cur}, nil
 	})
 	t.unlock()
