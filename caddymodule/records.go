@@ -191,7 +191,7 @@ func (h *Handler) getMerged(ctx context.Context, p providers.Provider, key strin
 			return nil, e.WithParam("id")
 		}
 		pay := recordedPayment(cur)
-		if pay.Status == normalize.StatusPending && cur.Rec.Lease != nil && time.Now().After(cur.Rec.Lease.Until) {
+		if pay.Status == normalize.StatusPending && cur.Rec.Lease != nil && !h.ledger.Live(cur.Rec.Lease) {
 			pay.Status = normalize.StatusUnknown // the call never reported back
 		}
 		return pay, nil

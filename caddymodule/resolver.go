@@ -133,7 +133,7 @@ func (r *resolver) pass(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		if rec.Lease != nil && now.Before(rec.Lease.Until) {
+		if l.Live(rec.Lease) {
 			continue // an operation is running: it settles its own outcome
 		}
 		if now.Sub(rec.UpdatedAt) < after || now.Before(rec.NextCheck) {

@@ -37,7 +37,9 @@ type StoreConfig struct {
 	Password string `json:"password,omitempty"`
 	// DB is the Redis database number (not used by a cluster).
 	DB int `json:"db,omitempty"`
-	// Prefix starts every Redis key (default "paynorm:").
+	// Prefix starts every Redis key (default "{paynorm}:"). With several
+	// addresses (a Cluster) it must hold a {hash tag}: every atomic step
+	// touches keys of one hash slot.
 	Prefix string `json:"prefix,omitempty"`
 }
 

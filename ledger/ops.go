@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"strings"
 	"sync"
 	"time"
 
@@ -43,10 +44,29 @@ type Ticket struct {
 	Start *Entry
 }
 
-func newOwner() string {
+// incarnation names this process: a lease it finds from another
+// incarnation on a store only one process can open (bolt) was left by a
+// process that died, so it no longer holds the payment.
+var incarnation = newID()
+
+func newID() string {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+func newOwner() string { return incarnation + "/" + newID() }
+
+// Live reports whether a lease still holds its payment: not run out, and
+// not left by a dead process on a store no other process can open.
+func (l *Ledger) Live(lease *store.Lease) bool {
+	if lease == nil || !l.now().Before(lease.Until) {
+		return false
+	}
+	if x, ok := l.st.(store.Exclusive); ok && x.Exclusive() && !strings.HasPrefix(lease.Owner, incarnation+"/") {
+		return false
+	}
+	return true
 }
 
 // Begin takes the payment for one operation: it waits (up to BusyWait) for
@@ -66,7 +86,7 @@ func (l *Ledger) Begin(ctx context.Context, op Op) (*Ticket, *Entry, error) {
 	for {
 		e, err := l.Update(ctx, op.ID, FromOperation, func(cur *Entry) (Decision, error) {
 			now := l.now()
-			if cur.Rec != nil && cur.Rec.Lease != nil && now.Before(cur.Rec.Lease.Until) {
+			if cur.Rec != nil && l.Live(cur.Rec.Lease) {
 				return Decision{}, ErrBusy
 			}
 			lease := &store.Lease{Owner: owner, Op: op.Name, Until: now.Add(op.Lease)}
@@ -184,7 +204,16 @@ func (l *Ledger) Settle(ctx context.Context, t *Ticket, pay *normalize.Payment, 
 			if status == normalize.StatusPending || !Legal(cur.Rec.Status, status, FromOperation) {
 				break // not an outcome this record can take: keep what is known
 			}
-			cur.Rec.Status, cur.Pay, cur.Rec.Unconfirmed, cur.Rec.NextCheck = status, ev, "", time.Time{}
+			if pay == nil && status == cur.Rec.Status {
+				// A refusal carrying the payment as it was (j-payment
+				// answers with the caller's own copy): nothing new, and an
+				// earlier unconfirmed operation stays unconfirmed.
+				break
+			}
+			cur.Rec.Status, cur.Pay, cur.Rec.NextCheck = status, ev, time.Time{}
+			if pay != nil {
+				cur.Rec.Unconfirmed = "" // a definite answer: the state is known again
+			}
 		}
 		return Decision{Next: cur}, nil
 	})
@@ -262,8 +291,7 @@ func (l *Ledger) Observe(ctx context.Context, id string, readVersion int64, pay 
 		if cur.version() != readVersion || Open(pay.Status) || pay.Status == StatusRequiresAction {
 			return Decision{}, nil
 		}
-		now := l.now()
-		if cur.Rec != nil && cur.Rec.Lease != nil && now.Before(cur.Rec.Lease.Until) {
+		if cur.Rec != nil && l.Live(cur.Rec.Lease) {
 			return Decision{}, nil
 		}
 		if cur.Rec == nil {
@@ -286,7 +314,7 @@ func (l *Ledger) Observe(ctx context.Context, id string, readVersion int64, pay 
 // confirmed status and is marked unconfirmed.
 func (l *Ledger) Abandon(ctx context.Context, id string, readVersion int64) (*Entry, error) {
 	return l.Update(ctx, id, FromOperation, func(cur *Entry) (Decision, error) {
-		if cur.version() != readVersion || cur.Rec == nil || cur.Rec.Lease == nil || l.now().Before(cur.Rec.Lease.Until) {
+		if cur.version() != readVersion || cur.Rec == nil || cur.Rec.Lease == nil || l.Live(cur.Rec.Lease) {
 			return Decision{}, nil
 		}
 		op := cur.Rec.Lease.Op
@@ -312,20 +340,6 @@ func (l *Ledger) Note(ctx context.Context, id string, readVersion int64, attempt
 		}
 		cur.Rec.Attempts, cur.Rec.NextCheck = attempts, next
 		return Decision{Next: cur, Quiet: true, Bookkeeping: true}, nil
-	})
-	return err
-}
-
-// ClearUnconfirmed drops the unconfirmed mark of a record a person (or a
-// later definite answer) has settled; used by the resolver once a
-// queryable provider's read-back matched the record.
-func (l *Ledger) ClearUnconfirmed(ctx context.Context, id string, readVersion int64) error {
-	_, err := l.Update(ctx, id, FromProvider, func(cur *Entry) (Decision, error) {
-		if cur.version() != readVersion || cur.Rec == nil || cur.Rec.Unconfirmed == "" {
-			return Decision{}, nil
-		}
-		cur.Rec.Unconfirmed = ""
-		return Decision{Next: cur, Quiet: true}, nil
 	})
 	return err
 }

@@ -171,3 +171,6 @@ func (m *Memory) DeleteEvent(_ context.Context, id string) error {
 
 // Close implements Store.
 func (m *Memory) Close() error { return nil }
+
+// Exclusive implements Exclusive: a memory store lives in one process.
+func (m *Memory) Exclusive() bool { return true }

@@ -74,6 +74,11 @@ type PaymentRecord struct {
 	LinkedID string `json:"linked_id,omitempty"`
 }
 
+// Exclusive is implemented by backends only one process can open at a time
+// (bolt, memory): a lease another process left there belongs to one that
+// died.
+type Exclusive interface{ Exclusive() bool }
+
 // Lease is an operation's hold on one payment record.
 type Lease struct {
 	Owner string    `json:"owner"`

@@ -310,3 +310,6 @@ func encodeJSON(v any) ([]byte, error) {
 	}
 	return bytes.TrimSpace(buf.Bytes()), nil
 }
+
+// Exclusive implements store.Exclusive: the file is locked by one process.
+func (s *Store) Exclusive() bool { return true }
