@@ -367,7 +367,9 @@ func (h *Handler) paymentOp(c *call, op string) int {
 	ctx, w, r, rid, id := c.ctx, c.w, c.r, c.rid, c.params["id"]
 	account, key, ok := normalize.SplitPaymentID(id)
 	p := h.providers[account]
-	if !ok || p == nil {
+	// "order." keys name create records of providers that assign their own
+	// keys (providers.CreateRecordKey), never a payment.
+	if !ok || p == nil || strings.HasPrefix(key, "order.") {
 		e := normalize.Newf("resource_missing", "No payment %q: ids look like <account>_<key> and the account must be configured.", id)
 		return h.fail(w, rid, e.WithParam("id"))
 	}

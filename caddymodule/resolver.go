@@ -37,14 +37,17 @@ type resolver struct {
 	// provider timeout, since a late execution may still be under way.
 	failAfter time.Duration
 
-	quit     chan struct{}
-	done     chan struct{}
+	quit chan struct{}
+	done chan struct{}
+	// wake restarts the wait when a config registers (its resolve_after
+	// may be much shorter than the default the loop started with).
+	wake     chan struct{}
 	stopOnce sync.Once
 }
 
 func newResolver(st store.Store, log *zap.Logger) *resolver {
 	r := &resolver{st: st, log: log, provs: map[string]providers.Provider{}, after: defaultResolveAfter,
-		quit: make(chan struct{}), done: make(chan struct{})}
+		quit: make(chan struct{}), done: make(chan struct{}), wake: make(chan struct{}, 1)}
 	go r.run()
 	return r
 }
@@ -61,6 +64,10 @@ func (r *resolver) register(provs map[string]providers.Provider, l *ledger.Ledge
 		r.after = after
 	}
 	r.failAfter = max(failAfter, r.after)
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
 }
 
 // unregister drops a config's accounts unless a newer config replaced them.
@@ -109,6 +116,8 @@ func (r *resolver) run() {
 		select {
 		case <-r.quit:
 			return
+		case <-r.wake:
+			continue
 		case <-time.After(tick):
 		}
 		r.pass(ctx)
