@@ -1,57 +1,64 @@
 package caddymodule
 
 import (
-	"os"
-	"regexp"
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/paynorm/paynorm/normalize"
 )
 
-// openapiOperations reads "METHOD /path" pairs from openapi.yaml's paths
-// section (two-space path keys, four-space method keys).
-func openapiOperations(t *testing.T) []string {
-	raw, err := os.ReadFile("../openapi.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pathRe := regexp.MustCompile(`^  (/[^:]+):\s*$`)
-	methodRe := regexp.MustCompile(`^    (get|post|put|patch|delete):\s*$`)
-	var out []string
-	inPaths, current := false, ""
-	for _, line := range strings.Split(string(raw), "\n") {
-		switch {
-		case line == "paths:":
-			inPaths = true
-			continue
-		case inPaths && len(line) > 0 && line[0] != ' ':
-			inPaths = false
-		}
-		if !inPaths {
-			continue
-		}
-		if m := pathRe.FindStringSubmatch(line); m != nil {
-			current = m[1]
-		} else if m := methodRe.FindStringSubmatch(line); m != nil && current != "" {
-			out = append(out, strings.ToUpper(m[1])+" "+current)
-		}
-	}
-	sort.Strings(out)
-	return out
-}
-
+// The handler's routes are exactly the spec's operations.
 func TestRoutesMatchOpenAPI(t *testing.T) {
-	var handler []string
+	var handler, ops []string
 	for _, r := range routes {
 		handler = append(handler, r.Method+" /v1/"+r.Pattern)
 	}
-	sort.Strings(handler)
-	spec := openapiOperations(t)
-	if strings.Join(handler, "\n") != strings.Join(spec, "\n") {
-		t.Fatalf("handler routes and openapi.yaml differ\nhandler:\n%s\nspec:\n%s", strings.Join(handler, "\n"), strings.Join(spec, "\n"))
+	for path, item := range spec.Doc.Paths.Map() {
+		for method := range item.Operations() {
+			ops = append(ops, method+" "+path)
+		}
 	}
-	if len(spec) < 6 {
-		t.Fatalf("only %d operations read from the spec", len(spec))
+	sort.Strings(handler)
+	sort.Strings(ops)
+	if strings.Join(handler, "\n") != strings.Join(ops, "\n") {
+		t.Fatalf("handler routes and openapi.yaml differ\nhandler:\n%s\nspec:\n%s", strings.Join(handler, "\n"), strings.Join(ops, "\n"))
+	}
+}
+
+// The spec's error codes are the catalog: the enum of error.code is every
+// catalog code, each route lists only catalog codes, and every catalog code
+// is listed by some route or as common.
+func TestSpecErrorCodesAreTheCatalog(t *testing.T) {
+	catalog := normalize.Codes()
+	sort.Strings(catalog)
+	var enum []string
+	for _, v := range spec.Doc.Components.Schemas["Error"].Value.Properties["code"].Value.Enum {
+		enum = append(enum, v.(string))
+	}
+	sort.Strings(enum)
+	if strings.Join(enum, ",") != strings.Join(catalog, ",") {
+		t.Fatalf("error.code enum %v\ncatalog %v", enum, catalog)
+	}
+	listed := map[string]bool{}
+	for _, c := range spec.CommonCodes() {
+		if !normalize.Known(c) {
+			t.Errorf("x-common-error-codes: %q is not a catalog code", c)
+		}
+		listed[c] = true
+	}
+	for op, codes := range spec.OperationCodes() {
+		for _, c := range codes {
+			if !normalize.Known(c) {
+				t.Errorf("%s x-error-codes: %q is not a catalog code", op, c)
+			}
+			listed[c] = true
+		}
+	}
+	for _, c := range catalog {
+		if !listed[c] {
+			t.Errorf("catalog code %q is listed by no route", c)
+		}
 	}
 }
 

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/paynorm/paynorm/internal/apicheck"
 )
 
 // binary is the paynorm build shared by every test of the package.
@@ -35,6 +37,13 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "building paynorm:", err)
 		os.Exit(1)
 	}
+	spec, err := apicheck.Load("../openapi.yaml")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	// Every exchange with the binary's unified API is checked against the spec.
+	http.DefaultTransport = spec.Transport(http.DefaultTransport)
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)

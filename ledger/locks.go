@@ -40,9 +40,15 @@ func (l *Locks) lock(ctx context.Context, id string) (unlock func(), ok bool) {
 		}
 		l.mu.Unlock()
 	}
+	unlock = func() { e.ch <- struct{}{}; release() }
+	select {
+	case <-e.ch: // a free payment is taken even when the wait is already over
+		return unlock, true
+	default:
+	}
 	select {
 	case <-e.ch:
-		return func() { e.ch <- struct{}{}; release() }, true
+		return unlock, true
 	case <-ctx.Done():
 		release()
 		return nil, false

@@ -253,6 +253,7 @@ func (m *model) process(t *rapid.T, tk *mTicket) {
 		return
 	}
 	kn := known(tk.t.Start)
+	knownStatus := kn.Status
 	g := m.gw[tk.gid]
 	switch tk.name {
 	case OpCapture:
@@ -309,7 +310,8 @@ func (m *model) process(t *rapid.T, tk *mTicket) {
 			tk.perr = providerErr("G55", kn)
 			break
 		}
-		next := &gwPay{gid: m.newGID(), order: g.order, status: g.status, am: tk.am, tx: tk.tx, createOK: true}
+		// The new payment inherits what paynorm may not know of the old.
+		next := &gwPay{gid: m.newGID(), order: g.order, status: g.status, am: tk.am, tx: tk.tx, createOK: true, tainted: g.tainted}
 		if next.status == gSales {
 			next.status = gCapture
 		}
@@ -327,7 +329,7 @@ func (m *model) process(t *rapid.T, tk *mTicket) {
 		pay.ProviderData["replaces"] = kn.ID
 		tk.pay = pay
 	}
-	m.logf(t, "  gateway %s gid %s (known %s): now %s; answer %v %v refused=%v", tk.name, tk.gid, kn.Status, g.status, payStr(tk.pay), tk.perr, tk.refused)
+	m.logf(t, "  gateway %s gid %s (known %s): now %s; answer %v %v refused=%v", tk.name, tk.gid, knownStatus, g.status, payStr(tk.pay), tk.perr, tk.refused)
 	tk.sent = !tk.refused
 }
 

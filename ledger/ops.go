@@ -109,6 +109,11 @@ func (l *Ledger) Begin(ctx context.Context, op Op) (*Ticket, *Entry, error) {
 			if cur.Rec == nil {
 				return Decision{}, store.ErrNotFound
 			}
+			if cur.Rec.Lease != nil && cur.Rec.Unconfirmed == "" {
+				// A dead operation's lease: its outcome is not known (as
+				// Abandon would mark it), whether or not the resolver came.
+				cur.Rec.Unconfirmed = cur.Rec.Lease.Op
+			}
 			cur.Rec.Lease, cur.Rec.Op = lease, op.Name
 			return Decision{Next: cur, Quiet: true}, nil
 		})
@@ -232,11 +237,21 @@ func (l *Ledger) settleElsewhere(ctx context.Context, t *Ticket, pay *normalize.
 			if pay.CreatedAt != nil {
 				cur.Rec.CreatedAt = *pay.CreatedAt
 			}
+		} else if cur.Rec.Unconfirmed != "" {
+			// A kickback wrote it first and an operation whose outcome is
+			// not known ran on it since: this answer, about how the
+			// payment began, does not settle that.
+			return Decision{}, nil
 		}
 		if !Legal(cur.Rec.Status, pay.Status, FromOperation) {
 			return Decision{}, nil
 		}
 		cur.Rec.Status, cur.Rec.Op, cur.Rec.Unconfirmed, cur.Pay = pay.Status, t.op.Name, "", pay
+		if t.op.Name != OpCreate && t.Start != nil && t.Start.Rec != nil {
+			// A replacement made from a copy whose last operation is
+			// unconfirmed is no better known than that copy.
+			cur.Rec.Unconfirmed = t.Start.Rec.Unconfirmed
+		}
 		return Decision{Next: cur}, nil
 	})
 	if err != nil {
