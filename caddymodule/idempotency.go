@@ -91,7 +91,7 @@ func (h *Handler) serveRoute(rt apiRoute, c *call) int {
 	c.w, c.ctx = rec, context.WithValue(c.ctx, idemCtxKey{}, key)
 	status := rt.serve(h, c)
 	c.w = orig
-	if neverReachedProvider(rec.status, rec.body.Bytes()) {
+	if neverReachedProvider(rt.Name, rec.status, rec.body.Bytes()) {
 		if err := h.store.ReleaseIdempotency(ctx, scope, key); err != nil {
 			h.logger.Warn("idempotency release failed", zap.String("request_id", c.rid), zap.Error(err))
 		}
@@ -182,7 +182,7 @@ func canonicalJSON(body []byte) []byte {
 // neverReachedProvider tells answers that provably moved nothing: paynorm's
 // own validation, its limiter and an open breaker. Such a key is released
 // so the corrected request may use it; everything else is kept and replayed.
-func neverReachedProvider(status int, body []byte) bool {
+func neverReachedProvider(route string, status int, body []byte) bool {
 	if status < 400 {
 		return false
 	}
@@ -206,6 +206,12 @@ func neverReachedProvider(status int, body []byte) bool {
 		return true
 	case e.Type == normalize.TypeRateLimited:
 		return true // no provider codes: paynorm's own limiter
+	case e.Type == normalize.TypeProviderUnavailable && route == "create_payment":
+		// A create answered without a payment: the provider refused before
+		// anything could move money (GMO's EntryTran, a 503 in front of
+		// j-payment's gateway; a sent charge always carries its payment),
+		// so the app may retry with the same key after Retry-After.
+		return true
 	}
 	return false
 }
