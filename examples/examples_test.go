@@ -2,7 +2,7 @@
 // real paynorm built from this repo and configured by the repo's own
 // Caddyfile (ports moved to free ones, events sent to the example's
 // receiver), exactly as a newcomer would run them after
-// `go run ./cmd/paynorm run`. Every exchange is checked against openapi.yaml.
+// `go run ./cmd/paynorm run`.
 package examples
 
 import (

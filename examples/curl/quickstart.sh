@@ -11,8 +11,9 @@ set -euo pipefail
 BASE="${PAYNORM_URL:-http://localhost:8080}"
 tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
 
-# field NAME: the first "NAME":"value" of the last answer (enough for these flat reads).
-field() { sed -n "s/.*\"$1\":\"\\([^\"]*\\)\".*/\\1/p" "$tmp/body" | head -n1; }
+# field NAME: the first "NAME":"value" of the last answer (the top-level one
+# for the fields read here: id, status, and error.code before provider_codes).
+field() { grep -o "\"$1\":\"[^\"]*\"" "$tmp/body" | head -n1 | cut -d'"' -f4; }
 
 # call METHOD PATH BODY KEY: retries 429/503 after Retry-After with the same
 # key unless the answer was replayed; sets $status, the body in $tmp/body.
