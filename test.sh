@@ -12,6 +12,12 @@ if ! command -v staticcheck >/dev/null 2>&1; then
 fi
 if command -v staticcheck >/dev/null 2>&1; then staticcheck ./...; fi
 
+# The generated Go client must be what openapi.yaml generates today.
+gen="$(mktemp)"
+go run github.com/oapi-codegen/oapi-codegen/v2/cmd/oapi-codegen@v2.8.2 -generate types,client -package paynormclient -o "$gen" openapi.yaml
+diff -q "$gen" client/paynormclient/client.gen.go >/dev/null || { echo "client/paynormclient is stale: run go generate ./client/..."; rm -f "$gen"; exit 1; }
+rm -f "$gen"
+
 go test -race -count=1 -timeout 20m ./...
 
 # Short fuzz runs (seed corpora live in testdata/fuzz of each package).

@@ -4066,8 +4066,9 @@ type ClientWithResponsesInterface interface {
 
 // CreateCustomerResponseDefaultHeaders the declared response headers of an HTTP default response for CreateCustomer
 type CreateCustomerResponseDefaultHeaders struct {
-	RetryAfter *int
-	XRequestId *string
+	IdempotentReplayed *string
+	RetryAfter         *int
+	XRequestId         *string
 }
 
 type CreateCustomerResponse struct {
@@ -4122,8 +4123,9 @@ func (r CreateCustomerResponse) ContentType() string {
 
 // DeleteCustomerResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteCustomer
 type DeleteCustomerResponseDefaultHeaders struct {
-	RetryAfter *int
-	XRequestId *string
+	IdempotentReplayed *string
+	RetryAfter         *int
+	XRequestId         *string
 }
 
 type DeleteCustomerResponse struct {
@@ -4178,8 +4180,9 @@ func (r DeleteCustomerResponse) ContentType() string {
 
 // GetCustomerResponseDefaultHeaders the declared response headers of an HTTP default response for GetCustomer
 type GetCustomerResponseDefaultHeaders struct {
-	RetryAfter *int
-	XRequestId *string
+	IdempotentReplayed *string
+	RetryAfter         *int
+	XRequestId         *string
 }
 
 type GetCustomerResponse struct {
@@ -4234,8 +4237,9 @@ func (r GetCustomerResponse) ContentType() string {
 
 // ListCardsResponseDefaultHeaders the declared response headers of an HTTP default response for ListCards
 type ListCardsResponseDefaultHeaders struct {
-	RetryAfter *int
-	XRequestId *string
+	IdempotentReplayed *string
+	RetryAfter         *int
+	XRequestId         *string
 }
 
 type ListCardsResponse struct {
@@ -4298,8 +4302,9 @@ func (r ListCardsResponse) ContentType() string {
 
 // AddCardResponseDefaultHeaders the declared response headers of an HTTP default response for AddCard
 type AddCardResponseDefaultHeaders struct {
-	RetryAfter *int
-	XRequestId *string
+	IdempotentReplayed *string
+	RetryAfter         *int
+	XRequestId         *string
 }
 
 type AddCardResponse struct {
@@ -4354,8 +4359,9 @@ func (r AddCardResponse) ContentType() string {
 
 // DeleteCardResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteCard
 type DeleteCardResponseDefaultHeaders struct {
-	RetryAfter *int
-	XRequestId *string
+	IdempotentReplayed *string
+	RetryAfter         *int
+	XRequestId         *string
 }
 
 type DeleteCardResponse struct {
@@ -4536,13 +4542,15 @@ func (r HealthResponse) ContentType() string {
 
 // CreatePaymentResponse200Headers the declared response headers of an HTTP 200 response for CreatePayment
 type CreatePaymentResponse200Headers struct {
-	XRequestId *string
+	IdempotentReplayed *string
+	XRequestId         *string
 }
 
 // CreatePaymentResponseDefaultHeaders the declared response headers of an HTTP default response for CreatePayment
 type CreatePaymentResponseDefaultHeaders struct {
-	RetryAfter *int
-	XRequestId *string
+	IdempotentReplayed *string
+	RetryAfter         *int
+	XRequestId         *string
 }
 
 type CreatePaymentResponse struct {
@@ -4606,13 +4614,15 @@ func (r CreatePaymentResponse) ContentType() string {
 
 // GetPaymentResponse200Headers the declared response headers of an HTTP 200 response for GetPayment
 type GetPaymentResponse200Headers struct {
-	XRequestId *string
+	IdempotentReplayed *string
+	XRequestId         *string
 }
 
 // GetPaymentResponseDefaultHeaders the declared response headers of an HTTP default response for GetPayment
 type GetPaymentResponseDefaultHeaders struct {
-	RetryAfter *int
-	XRequestId *string
+	IdempotentReplayed *string
+	RetryAfter         *int
+	XRequestId         *string
 }
 
 type GetPaymentResponse struct {
@@ -4669,13 +4679,15 @@ func (r GetPaymentResponse) ContentType() string {
 
 // CancelPaymentResponse200Headers the declared response headers of an HTTP 200 response for CancelPayment
 type CancelPaymentResponse200Headers struct {
-	XRequestId *string
+	IdempotentReplayed *string
+	XRequestId         *string
 }
 
 // CancelPaymentResponseDefaultHeaders the declared response headers of an HTTP default response for CancelPayment
 type CancelPaymentResponseDefaultHeaders struct {
-	RetryAfter *int
-	XRequestId *string
+	IdempotentReplayed *string
+	RetryAfter         *int
+	XRequestId         *string
 }
 
 type CancelPaymentResponse struct {
@@ -4739,13 +4751,15 @@ func (r CancelPaymentResponse) ContentType() string {
 
 // CapturePaymentResponse200Headers the declared response headers of an HTTP 200 response for CapturePayment
 type CapturePaymentResponse200Headers struct {
-	XRequestId *string
+	IdempotentReplayed *string
+	XRequestId         *string
 }
 
 // CapturePaymentResponseDefaultHeaders the declared response headers of an HTTP default response for CapturePayment
 type CapturePaymentResponseDefaultHeaders struct {
-	RetryAfter *int
-	XRequestId *string
+	IdempotentReplayed *string
+	RetryAfter         *int
+	XRequestId         *string
 }
 
 type CapturePaymentResponse struct {
@@ -4809,13 +4823,15 @@ func (r CapturePaymentResponse) ContentType() string {
 
 // ReauthorizePaymentResponse200Headers the declared response headers of an HTTP 200 response for ReauthorizePayment
 type ReauthorizePaymentResponse200Headers struct {
-	XRequestId *string
+	IdempotentReplayed *string
+	XRequestId         *string
 }
 
 // ReauthorizePaymentResponseDefaultHeaders the declared response headers of an HTTP default response for ReauthorizePayment
 type ReauthorizePaymentResponseDefaultHeaders struct {
-	RetryAfter *int
-	XRequestId *string
+	IdempotentReplayed *string
+	RetryAfter         *int
+	XRequestId         *string
 }
 
 type ReauthorizePaymentResponse struct {
@@ -4879,8 +4895,9 @@ func (r ReauthorizePaymentResponse) ContentType() string {
 
 // CreatePhoneAuthorizationResponseDefaultHeaders the declared response headers of an HTTP default response for CreatePhoneAuthorization
 type CreatePhoneAuthorizationResponseDefaultHeaders struct {
-	RetryAfter *int
-	XRequestId *string
+	IdempotentReplayed *string
+	RetryAfter         *int
+	XRequestId         *string
 }
 
 type CreatePhoneAuthorizationResponse struct {
@@ -4935,8 +4952,9 @@ func (r CreatePhoneAuthorizationResponse) ContentType() string {
 
 // GetPhoneAuthorizationResponseDefaultHeaders the declared response headers of an HTTP default response for GetPhoneAuthorization
 type GetPhoneAuthorizationResponseDefaultHeaders struct {
-	RetryAfter *int
-	XRequestId *string
+	IdempotentReplayed *string
+	RetryAfter         *int
+	XRequestId         *string
 }
 
 type GetPhoneAuthorizationResponse struct {
@@ -4991,14 +5009,16 @@ func (r GetPhoneAuthorizationResponse) ContentType() string {
 
 // JpaymentKickbackGetResponse400Headers the declared response headers of an HTTP 400 response for JpaymentKickbackGet
 type JpaymentKickbackGetResponse400Headers struct {
-	RetryAfter *int
-	XRequestId *string
+	IdempotentReplayed *string
+	RetryAfter         *int
+	XRequestId         *string
 }
 
 // JpaymentKickbackGetResponse404Headers the declared response headers of an HTTP 404 response for JpaymentKickbackGet
 type JpaymentKickbackGetResponse404Headers struct {
-	RetryAfter *int
-	XRequestId *string
+	IdempotentReplayed *string
+	RetryAfter         *int
+	XRequestId         *string
 }
 
 type JpaymentKickbackGetResponse struct {
@@ -5062,14 +5082,16 @@ func (r JpaymentKickbackGetResponse) ContentType() string {
 
 // JpaymentKickbackPostResponse400Headers the declared response headers of an HTTP 400 response for JpaymentKickbackPost
 type JpaymentKickbackPostResponse400Headers struct {
-	RetryAfter *int
-	XRequestId *string
+	IdempotentReplayed *string
+	RetryAfter         *int
+	XRequestId         *string
 }
 
 // JpaymentKickbackPostResponse404Headers the declared response headers of an HTTP 404 response for JpaymentKickbackPost
 type JpaymentKickbackPostResponse404Headers struct {
-	RetryAfter *int
-	XRequestId *string
+	IdempotentReplayed *string
+	RetryAfter         *int
+	XRequestId         *string
 }
 
 type JpaymentKickbackPostResponse struct {
@@ -5133,14 +5155,16 @@ func (r JpaymentKickbackPostResponse) ContentType() string {
 
 // JpaymentKickbackTokenGetResponse400Headers the declared response headers of an HTTP 400 response for JpaymentKickbackTokenGet
 type JpaymentKickbackTokenGetResponse400Headers struct {
-	RetryAfter *int
-	XRequestId *string
+	IdempotentReplayed *string
+	RetryAfter         *int
+	XRequestId         *string
 }
 
 // JpaymentKickbackTokenGetResponse404Headers the declared response headers of an HTTP 404 response for JpaymentKickbackTokenGet
 type JpaymentKickbackTokenGetResponse404Headers struct {
-	RetryAfter *int
-	XRequestId *string
+	IdempotentReplayed *string
+	RetryAfter         *int
+	XRequestId         *string
 }
 
 type JpaymentKickbackTokenGetResponse struct {
@@ -5204,14 +5228,16 @@ func (r JpaymentKickbackTokenGetResponse) ContentType() string {
 
 // JpaymentKickbackTokenPostResponse400Headers the declared response headers of an HTTP 400 response for JpaymentKickbackTokenPost
 type JpaymentKickbackTokenPostResponse400Headers struct {
-	RetryAfter *int
-	XRequestId *string
+	IdempotentReplayed *string
+	RetryAfter         *int
+	XRequestId         *string
 }
 
 // JpaymentKickbackTokenPostResponse404Headers the declared response headers of an HTTP 404 response for JpaymentKickbackTokenPost
 type JpaymentKickbackTokenPostResponse404Headers struct {
-	RetryAfter *int
-	XRequestId *string
+	IdempotentReplayed *string
+	RetryAfter         *int
+	XRequestId         *string
 }
 
 type JpaymentKickbackTokenPostResponse struct {
@@ -5686,6 +5712,13 @@ func ParseCreateCustomerResponse(rsp *http.Response) (*CreateCustomerResponse, e
 	switch {
 	case true:
 		var headers CreateCustomerResponseDefaultHeaders
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -5739,6 +5772,13 @@ func ParseDeleteCustomerResponse(rsp *http.Response) (*DeleteCustomerResponse, e
 	switch {
 	case true:
 		var headers DeleteCustomerResponseDefaultHeaders
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -5792,6 +5832,13 @@ func ParseGetCustomerResponse(rsp *http.Response) (*GetCustomerResponse, error) 
 	switch {
 	case true:
 		var headers GetCustomerResponseDefaultHeaders
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -5849,6 +5896,13 @@ func ParseListCardsResponse(rsp *http.Response) (*ListCardsResponse, error) {
 	switch {
 	case true:
 		var headers ListCardsResponseDefaultHeaders
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -5902,6 +5956,13 @@ func ParseAddCardResponse(rsp *http.Response) (*AddCardResponse, error) {
 	switch {
 	case true:
 		var headers AddCardResponseDefaultHeaders
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -5955,6 +6016,13 @@ func ParseDeleteCardResponse(rsp *http.Response) (*DeleteCardResponse, error) {
 	switch {
 	case true:
 		var headers DeleteCardResponseDefaultHeaders
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -6102,6 +6170,13 @@ func ParseCreatePaymentResponse(rsp *http.Response) (*CreatePaymentResponse, err
 	switch {
 	case rsp.StatusCode == 200:
 		var headers CreatePaymentResponse200Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -6112,6 +6187,13 @@ func ParseCreatePaymentResponse(rsp *http.Response) (*CreatePaymentResponse, err
 		response.Headers200 = &headers
 	case true:
 		var headers CreatePaymentResponseDefaultHeaders
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -6165,6 +6247,13 @@ func ParseGetPaymentResponse(rsp *http.Response) (*GetPaymentResponse, error) {
 	switch {
 	case rsp.StatusCode == 200:
 		var headers GetPaymentResponse200Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -6175,6 +6264,13 @@ func ParseGetPaymentResponse(rsp *http.Response) (*GetPaymentResponse, error) {
 		response.Headers200 = &headers
 	case true:
 		var headers GetPaymentResponseDefaultHeaders
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -6235,6 +6331,13 @@ func ParseCancelPaymentResponse(rsp *http.Response) (*CancelPaymentResponse, err
 	switch {
 	case rsp.StatusCode == 200:
 		var headers CancelPaymentResponse200Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -6245,6 +6348,13 @@ func ParseCancelPaymentResponse(rsp *http.Response) (*CancelPaymentResponse, err
 		response.Headers200 = &headers
 	case true:
 		var headers CancelPaymentResponseDefaultHeaders
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -6305,6 +6415,13 @@ func ParseCapturePaymentResponse(rsp *http.Response) (*CapturePaymentResponse, e
 	switch {
 	case rsp.StatusCode == 200:
 		var headers CapturePaymentResponse200Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -6315,6 +6432,13 @@ func ParseCapturePaymentResponse(rsp *http.Response) (*CapturePaymentResponse, e
 		response.Headers200 = &headers
 	case true:
 		var headers CapturePaymentResponseDefaultHeaders
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -6375,6 +6499,13 @@ func ParseReauthorizePaymentResponse(rsp *http.Response) (*ReauthorizePaymentRes
 	switch {
 	case rsp.StatusCode == 200:
 		var headers ReauthorizePaymentResponse200Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -6385,6 +6516,13 @@ func ParseReauthorizePaymentResponse(rsp *http.Response) (*ReauthorizePaymentRes
 		response.Headers200 = &headers
 	case true:
 		var headers ReauthorizePaymentResponseDefaultHeaders
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -6438,6 +6576,13 @@ func ParseCreatePhoneAuthorizationResponse(rsp *http.Response) (*CreatePhoneAuth
 	switch {
 	case true:
 		var headers CreatePhoneAuthorizationResponseDefaultHeaders
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -6491,6 +6636,13 @@ func ParseGetPhoneAuthorizationResponse(rsp *http.Response) (*GetPhoneAuthorizat
 	switch {
 	case true:
 		var headers GetPhoneAuthorizationResponseDefaultHeaders
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -6554,6 +6706,13 @@ func ParseJpaymentKickbackGetResponse(rsp *http.Response) (*JpaymentKickbackGetR
 	switch {
 	case rsp.StatusCode == 400:
 		var headers JpaymentKickbackGetResponse400Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -6571,6 +6730,13 @@ func ParseJpaymentKickbackGetResponse(rsp *http.Response) (*JpaymentKickbackGetR
 		response.Headers400 = &headers
 	case rsp.StatusCode == 404:
 		var headers JpaymentKickbackGetResponse404Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -6634,6 +6800,13 @@ func ParseJpaymentKickbackPostResponse(rsp *http.Response) (*JpaymentKickbackPos
 	switch {
 	case rsp.StatusCode == 400:
 		var headers JpaymentKickbackPostResponse400Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -6651,6 +6824,13 @@ func ParseJpaymentKickbackPostResponse(rsp *http.Response) (*JpaymentKickbackPos
 		response.Headers400 = &headers
 	case rsp.StatusCode == 404:
 		var headers JpaymentKickbackPostResponse404Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -6714,6 +6894,13 @@ func ParseJpaymentKickbackTokenGetResponse(rsp *http.Response) (*JpaymentKickbac
 	switch {
 	case rsp.StatusCode == 400:
 		var headers JpaymentKickbackTokenGetResponse400Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -6731,6 +6918,13 @@ func ParseJpaymentKickbackTokenGetResponse(rsp *http.Response) (*JpaymentKickbac
 		response.Headers400 = &headers
 	case rsp.StatusCode == 404:
 		var headers JpaymentKickbackTokenGetResponse404Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -6794,6 +6988,13 @@ func ParseJpaymentKickbackTokenPostResponse(rsp *http.Response) (*JpaymentKickba
 	switch {
 	case rsp.StatusCode == 400:
 		var headers JpaymentKickbackTokenPostResponse400Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -6811,6 +7012,13 @@ func ParseJpaymentKickbackTokenPostResponse(rsp *http.Response) (*JpaymentKickba
 		response.Headers400 = &headers
 	case rsp.StatusCode == 404:
 		var headers JpaymentKickbackTokenPostResponse404Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
