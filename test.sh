@@ -32,3 +32,4 @@ go test ./normalize   -run '^$' -fuzz '^FuzzDecodeAddCard$'        -fuzztime "$F
 go test ./normalize   -run '^$' -fuzz '^FuzzDecodePhone$'          -fuzztime "$FUZZTIME"
 go test ./caddymodule -run '^$' -fuzz '^FuzzCanonicalJSON$'        -fuzztime "$FUZZTIME"
 go test ./providers/gmo -run '^$' -fuzz '^FuzzAppendForm$'         -fuzztime "$FUZZTIME"
+go test ./providers/gmo -run '^$' -fuzz '^FuzzParseNotification$'  -fuzztime "$FUZZTIME"

@@ -28,11 +28,20 @@ func parsePaynorm(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //	    prefix           <path, default /v1>
 //	    default_provider <name>
 //	    max_body_bytes   <n>
+//	    body_timeout     <duration>
+//	    client <name> {
+//	        key      <key>
+//	        accounts <account...>
+//	    }
 //	    notify_url       <url>
 //	    notify_secret    <secret>
+//	    notify_max_attempts <n>
+//	    notify_max_age   <duration>
 //	    kickback_allow   <cidr...>
 //	    kickback_token   <secret path token> | off
-//	    store            bolt [<path>] | memory | redis <addr>... [{ username, password, db, prefix }]
+//	    gmo_notify_token <secret path token>
+//	    gmo_notify_allow <cidr...>
+//	    store            bolt [<path>] | memory | redis <addr>... [{ username, password, db, prefix, tls [{ ca_file, server_name, cert_file, key_file }] }]
 //	    resolve_after    <duration>
 //	    account <name> {
 //	        type            gmo|jpayment|gmo_ivr
@@ -52,6 +61,7 @@ func parsePaynorm(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //	        api_key         <key>             (gmo_ivr)
 //	        api_password    <password>        (gmo_ivr)
 //	        passthrough_apis <Api...>         (gmo: POST /v1/gmo/{Api})
+//	        passthrough_card_data allow|deny  (gmo: relay raw card data; default deny)
 //	    }
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
@@ -87,6 +97,69 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if !d.Args(&h.NotifySecret) {
 				return d.ArgErr()
 			}
+		case "notify_max_attempts":
+			var v string
+			if !d.Args(&v) {
+				return d.ArgErr()
+			}
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				return d.Errf("notify_max_attempts: %q is not a positive integer", v)
+			}
+			h.NotifyMaxAttempts = n
+		case "notify_max_age", "body_timeout":
+			opt := d.Val()
+			var v string
+			if !d.Args(&v) {
+				return d.ArgErr()
+			}
+			dur, err := caddy.ParseDuration(v)
+			if err != nil || dur <= 0 {
+				return d.Errf("%s: %q is not a positive duration", opt, v)
+			}
+			if opt == "body_timeout" {
+				h.BodyTimeout = caddy.Duration(dur)
+			} else {
+				h.NotifyMaxAge = caddy.Duration(dur)
+			}
+		case "client":
+			var c Client
+			if !d.Args(&c.Name) {
+				return d.ArgErr()
+			}
+			if !accountName.MatchString(c.Name) {
+				return d.Errf("client name %q: use 1-32 lower-case letters, digits and '-'", c.Name)
+			}
+			for nesting := d.Nesting(); d.NextBlock(nesting); {
+				switch opt := d.Val(); opt {
+				case "key":
+					if !d.Args(&c.Key) {
+						return d.ArgErr()
+					}
+				case "accounts":
+					args := d.RemainingArgs()
+					if len(args) == 0 {
+						return d.ArgErr()
+					}
+					c.Accounts = append(c.Accounts, args...)
+				default:
+					return d.Errf("unrecognized client option %q", opt)
+				}
+			}
+			if c.Key == "" || len(c.Accounts) == 0 {
+				return d.Errf("client %s needs a key and accounts", c.Name)
+			}
+			h.Clients = append(h.Clients, c)
+		case "gmo_notify_token":
+			if !d.Args(&h.GMONotifyToken) {
+				return d.ArgErr()
+			}
+		case "gmo_notify_allow":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.ArgErr()
+			}
+			h.GMONotifyAllow = append(h.GMONotifyAllow, args...)
 		case "kickback_token":
 			if !d.Args(&h.KickbackToken) {
 				return d.ArgErr()
@@ -183,6 +256,11 @@ func parseAccount(d *caddyfile.Dispenser, a *Account) error {
 				return d.ArgErr()
 			}
 			a.PassthroughAPIs = append(a.PassthroughAPIs, args...)
+		case "passthrough_card_data":
+			if len(args) != 1 || args[0] != "allow" && args[0] != "deny" {
+				return d.Errf("passthrough_card_data: allow or deny")
+			}
+			a.PassthroughCardData = args[0]
 		case "max_conns":
 			if len(args) != 1 {
 				return d.ArgErr()

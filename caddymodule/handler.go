@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -16,12 +17,14 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/paynorm/paynorm/ledger"
 	"github.com/paynorm/paynorm/normalize"
 	"github.com/paynorm/paynorm/providers"
 	"github.com/paynorm/paynorm/providers/gmo"
 	"github.com/paynorm/paynorm/providers/jpayment"
+	"github.com/paynorm/paynorm/resilience"
 	"github.com/paynorm/paynorm/store"
 )
 
@@ -41,11 +44,31 @@ type Handler struct {
 	DefaultProvider string `json:"default_provider,omitempty"`
 	// MaxBodyBytes bounds request bodies (default 65536).
 	MaxBodyBytes int64 `json:"max_body_bytes,omitempty"`
+	// BodyTimeout bounds how long reading one request body may take
+	// (default 10s): a client trickling a body byte by byte gets 408
+	// request_timeout instead of holding a connection and a goroutine open.
+	// Caddy's server timeouts (read_header, read_body) apply as well.
+	BodyTimeout caddy.Duration `json:"body_timeout,omitempty"`
+	// Clients are the apps allowed to call the API, each with its own key
+	// and accounts. With any client configured, every /v1 call needs
+	// "Authorization: Bearer <key>" of one of them (401 otherwise) and
+	// reaches only that client's accounts (403 otherwise); Idempotency-Keys
+	// are scoped per client. The provider notifications (kickbacks, GMO
+	// results) keep their own path tokens, and /v1/health answers without
+	// a key with its status only. None configured: no authentication (keep
+	// the listener on loopback, see SECURITY.md).
+	Clients []Client `json:"clients,omitempty"`
 	// NotifyURL receives signed webhook events (kickbacks, payment changes).
 	// Placeholders such as {env.NOTIFY_URL} are replaced at provision time.
 	NotifyURL string `json:"notify_url,omitempty"`
 	// NotifySecret is the HMAC-SHA256 key of the event signatures. Never logged.
 	NotifySecret string `json:"notify_secret,omitempty"`
+	// NotifyMaxAttempts failed deliveries of one event (default 30) move it
+	// to the dead-letter list (admin API: GET /paynorm/dead_letters).
+	NotifyMaxAttempts int `json:"notify_max_attempts,omitempty"`
+	// NotifyMaxAge is how long an event is retried at most (default 72h):
+	// older, a failed delivery moves it to the dead-letter list.
+	NotifyMaxAge caddy.Duration `json:"notify_max_age,omitempty"`
 	// KickbackAllow lists the CIDRs (or IPs) j-payment kickbacks may come
 	// from; empty allows any source (the secret path token still applies).
 	KickbackAllow []string `json:"kickback_allow,omitempty"`
@@ -56,6 +79,15 @@ type Handler struct {
 	// accepts kickbacks on /v1/webhooks/jpayment without one (sandbox only).
 	// Never logged.
 	KickbackToken string `json:"kickback_token,omitempty"`
+	// GMONotifyToken is the secret last path segment of GMO's result
+	// notification URL (/v1/webhooks/gmo/<token>, 結果通知プログラムURL), at
+	// least 16 characters; placeholders are replaced at provision time.
+	// Unset: GMO notifications are not received (404). Never logged.
+	GMONotifyToken string `json:"gmo_notify_token,omitempty"`
+	// GMONotifyAllow lists the CIDRs (or IPs) GMO result notifications may
+	// come from; empty allows any source (the token still applies, and every
+	// notification is verified with SearchTrade before anything changes).
+	GMONotifyAllow []string `json:"gmo_notify_allow,omitempty"`
 	// Store keeps idempotency keys and payment records (default: bolt in
 	// Caddy's data directory).
 	Store *StoreConfig `json:"store,omitempty"`
@@ -77,6 +109,10 @@ type Handler struct {
 	logger   *zap.Logger
 	metrics  *metrics
 	webhooks webhooks
+	// clients are the provisioned Clients (keys only as digests).
+	clients []*apiClient
+	// probes lets concurrent health checks share one store probe.
+	probes *singleflight.Group
 }
 
 // CaddyModule returns the Caddy module information.
@@ -91,6 +127,7 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 // connections with earlier configs through the usage pool.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
+	h.probes = new(singleflight.Group)
 	h.metrics = sharedMetrics()
 	if err := h.metrics.register(ctx.GetMetricsRegistry()); err != nil {
 		return err
@@ -102,6 +139,13 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.MaxBodyBytes <= 0 {
 		h.MaxBodyBytes = 64 << 10
 	}
+	if h.BodyTimeout <= 0 {
+		h.BodyTimeout = caddy.Duration(defaultBodyTimeout)
+	}
+	if lit := h.literalSecrets(); len(lit) > 0 {
+		h.logger.Warn("secrets are written literally in the config: they show in the admin API's /config and in autosave.json; "+
+			"take them from the environment ({env.NAME}) or a file ({file./path}), never {$NAME}", zap.Strings("settings", lit))
+	}
 	repl := caddy.NewReplacer()
 	if err := h.provisionWebhooks(repl); err != nil {
 		return err
@@ -110,6 +154,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	for i := range h.Accounts {
 		a := h.Accounts[i] // a copy: placeholders are expanded in it only
 		a.replace(repl)
+		if filled := a.fillSandboxCredentials(); len(filled) > 0 {
+			h.logger.Info("account on a loopback endpoint uses the sandbox's test credentials for the ones left empty",
+				zap.String("account", a.Name), zap.Strings("settings", filled))
+		}
 		if err := a.Validate(); err != nil {
 			return err
 		}
@@ -127,6 +175,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 		h.providers[a.Name] = p
 		h.order = append(h.order, a.Name)
+	}
+	if err := h.provisionClients(repl); err != nil {
+		return err
 	}
 	if err := h.provisionStore(repl); err != nil {
 		return err
@@ -199,6 +250,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	rid := requestID(r)
 	w.Header().Set("X-Request-Id", rid)
 	ctx := providers.WithRequestID(r.Context(), rid)
+	// One request is one operation for the breakers of the accounts it
+	// touches: a payment whose ExecTran faulted is one failure, however
+	// many reads succeeded around it.
+	ctx, endOp := resilience.Operation(ctx)
+	defer endOp()
 	route, status := h.route(ctx, w, r, strings.Trim(rest, "/"), rid)
 	h.metrics.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
 	return nil
@@ -238,10 +294,13 @@ type call struct {
 	r      *http.Request
 	rid    string
 	params map[string]string
+	// client is the app the request's key belongs to (nil: no clients are
+	// configured, or a provider notification, or health without a key).
+	client *apiClient
 }
 
 var routes = []apiRoute{
-	{"GET", "health", "health", func(h *Handler, c *call) int { return h.health(c.w) }},
+	{"GET", "health", "health", (*Handler).health},
 	{"POST", "payments", "create_payment", (*Handler).createPayment},
 	{"GET", "payments/{id}", "get_payment", func(h *Handler, c *call) int { return h.paymentOp(c, "get") }},
 	{"POST", "payments/{id}/capture", "capture", func(h *Handler, c *call) int { return h.paymentOp(c, "capture") }},
@@ -249,6 +308,7 @@ var routes = []apiRoute{
 	{"POST", "payments/{id}/reauthorize", "reauthorize", func(h *Handler, c *call) int { return h.paymentOp(c, "reauthorize") }},
 	{"GET", "webhooks/jpayment", "jpayment_kickback", (*Handler).jpaymentKickback},
 	{"POST", "webhooks/jpayment", "jpayment_kickback", (*Handler).jpaymentKickback},
+	{"POST", "webhooks/gmo/{token}", "gmo_notification", (*Handler).gmoNotification},
 	{"GET", "webhooks/jpayment/{token}", "jpayment_kickback", (*Handler).jpaymentKickback},
 	{"POST", "webhooks/jpayment/{token}", "jpayment_kickback", (*Handler).jpaymentKickback},
 }
@@ -292,6 +352,9 @@ func (h *Handler) route(ctx context.Context, w http.ResponseWriter, r *http.Requ
 			continue
 		}
 		c.params = params
+		if status, ok := h.authorize(rt, c); !ok {
+			return rt.Name, status
+		}
 		return rt.Name, h.serveRoute(rt, c)
 	}
 	if pathMatched != "" {
@@ -300,36 +363,59 @@ func (h *Handler) route(ctx context.Context, w http.ResponseWriter, r *http.Requ
 	return "unknown", h.fail(w, rid, normalize.Newf("route_not_found", "No endpoint %s %s/%s.", r.Method, h.Prefix, path))
 }
 
-// readBody reads at most MaxBodyBytes.
+// defaultBodyTimeout bounds the read of one request body.
+const defaultBodyTimeout = 10 * time.Second
+
+// readBody reads at most MaxBodyBytes within BodyTimeout. The read
+// deadline is cleared once the body is in: left set, it would end the
+// connection's background read during a long provider call and cancel
+// the request's context.
 func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *normalize.Error) {
+	rc := http.NewResponseController(w)
+	if rc.SetReadDeadline(time.Now().Add(time.Duration(h.BodyTimeout))) == nil {
+		defer func() { _ = rc.SetReadDeadline(time.Time{}) }()
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.MaxBodyBytes))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return nil, normalize.Newf("body_too_large", "The request body is larger than %d bytes.", h.MaxBodyBytes)
 		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			w.Header().Set("Connection", "close")
+			return nil, normalize.Newf("request_timeout", "The request body did not arrive within %v.", time.Duration(h.BodyTimeout))
+		}
 		return nil, normalize.Newf("invalid_json", "The request body could not be read.")
 	}
 	return body, nil
 }
 
-// pick resolves the account a create request names.
-func (h *Handler) pick(name string) (providers.Provider, *normalize.Error) {
+// pick resolves the account a request names; without a name, the default
+// account or the only one the call may use. A client's key reaches only
+// its own accounts (403 otherwise), and messages list only those.
+func (h *Handler) pick(c *call, name string) (providers.Provider, *normalize.Error) {
+	order := h.visible(c)
 	if name == "" {
 		name = h.DefaultProvider
+		if name != "" && !c.permits(name) {
+			name = ""
+		}
 	}
-	if name == "" && len(h.order) == 1 {
-		name = h.order[0]
+	if name == "" && len(order) == 1 {
+		name = order[0]
 	}
 	if name == "" {
-		e := normalize.Newf("parameter_missing", "provider is required: configured accounts are %s.", strings.Join(h.order, ", "))
+		e := normalize.Newf("parameter_missing", "provider is required: configured accounts are %s.", strings.Join(order, ", "))
 		e.MessageJa = "providerを指定してください。"
 		return nil, e.WithParam("provider")
 	}
 	p, ok := h.providers[name]
 	if !ok {
-		e := normalize.Newf("unknown_provider", "No provider account %q is configured (configured: %s).", name, strings.Join(h.order, ", "))
+		e := normalize.Newf("unknown_provider", "No provider account %q is configured (configured: %s).", name, strings.Join(order, ", "))
 		return nil, e.WithParam("provider")
+	}
+	if !c.permits(name) {
+		return nil, notPermitted(c, name, "provider")
 	}
 	return p, nil
 }
@@ -344,7 +430,7 @@ func (h *Handler) createPayment(c *call) int {
 	if verr != nil {
 		return h.fail(w, rid, verr)
 	}
-	p, perr := h.pick(req.Provider)
+	p, perr := h.pick(c, req.Provider)
 	if perr != nil {
 		return h.fail(w, rid, perr)
 	}
@@ -368,10 +454,15 @@ func (h *Handler) paymentOp(c *call, op string) int {
 	account, key, ok := normalize.SplitPaymentID(id)
 	p := h.providers[account]
 	// "order." keys name create records of providers that assign their own
-	// keys (providers.CreateRecordKey), never a payment.
-	if !ok || p == nil || strings.HasPrefix(key, "order.") {
+	// keys (providers.CreateRecordKey), never a payment: GET reads one (the
+	// id of a create j-payment never named, which links to its payment once
+	// settled), nothing else acts on it.
+	if !ok || p == nil || strings.HasPrefix(key, "order.") && (op != "get" || providers.Queryable(p)) {
 		e := normalize.Newf("resource_missing", "No payment %q: ids look like <account>_<key> and the account must be configured.", id)
 		return h.fail(w, rid, e.WithParam("id"))
+	}
+	if !c.permits(account) {
+		return h.fail(w, rid, notPermitted(c, account, "id"))
 	}
 	var body []byte
 	if op != "get" {
@@ -453,16 +544,24 @@ type healthAccount struct {
 	Breaker string `json:"breaker"`
 }
 
-func (h *Handler) health(w http.ResponseWriter) int {
+// healthProbeTimeout bounds the store probe of one health check.
+const healthProbeTimeout = 2 * time.Second
+
+// health answers GET /v1/health. The store is probed for real (a health
+// key written and read back within healthProbeTimeout): when it fails,
+// every payment would fail with store_unavailable, so the answer is 503
+// "unavailable" and a container health check fails. An account whose
+// breaker is not closed makes it "degraded" (200: the process serves, the
+// body says which account). With clients configured and no key, the
+// answer is the status alone.
+func (h *Handler) health(c *call) int {
 	out := struct {
 		Status    string          `json:"status"`
-		Providers []healthAccount `json:"providers"`
+		Providers []healthAccount `json:"providers,omitempty"`
 		Store     string          `json:"store,omitempty"`
-	}{Status: "ok", Providers: []healthAccount{}}
-	if h.stores != nil {
-		out.Store = h.stores.backend
-	}
-	for _, name := range h.order {
+		StoreOK   *bool           `json:"store_ok,omitempty"`
+	}{Status: "ok"}
+	for _, name := range h.visible(c) {
 		p := h.providers[name]
 		b := p.Breaker()
 		if b != "closed" {
@@ -470,7 +569,37 @@ func (h *Handler) health(w http.ResponseWriter) int {
 		}
 		out.Providers = append(out.Providers, healthAccount{Name: name, Type: p.Kind(), Breaker: b})
 	}
-	return writeJSON(w, http.StatusOK, out)
+	status := http.StatusOK
+	perr := h.probeStore(c.ctx)
+	if perr != nil {
+		out.Status, status = "unavailable", http.StatusServiceUnavailable
+		h.logger.Error("store probe failed: the store cannot take writes", zap.String("request_id", c.rid), zap.Error(perr))
+	}
+	if len(h.clients) > 0 && c.client == nil {
+		return writeJSON(c.w, status, struct {
+			Status string `json:"status"`
+		}{out.Status})
+	}
+	ok := perr == nil
+	out.StoreOK = &ok
+	if out.Providers == nil {
+		out.Providers = []healthAccount{}
+	}
+	if h.stores != nil {
+		out.Store = h.stores.backend
+	}
+	return writeJSON(c.w, status, out)
+}
+
+// probeStore writes and reads back the store's health key, at most
+// healthProbeTimeout; concurrent health checks share one probe.
+func (h *Handler) probeStore(ctx context.Context) error {
+	_, err, _ := h.probes.Do("probe", func() (any, error) {
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), healthProbeTimeout)
+		defer cancel()
+		return nil, h.store.Probe(pctx)
+	})
+	return err
 }
 
 // Interface guards

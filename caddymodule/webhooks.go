@@ -63,8 +63,13 @@ func (h *Handler) provisionWebhooks(repl *caddy.Replacer) error {
 		return nil
 	}
 	u, err := url.Parse(notifyURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return errors.New("notify_url must be an http:// or https:// URL")
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+		return errors.New("notify_url must be an https:// URL")
+	}
+	if u.Scheme == "http" && !loopbackHost(u.Hostname()) {
+		// The events carry payment data and their signatures: in clear text
+		// only to a receiver on this host.
+		return errors.New("notify_url must use https (plain http only to a loopback address)")
 	}
 	if len(secret) < 16 {
 		return errors.New("notify_secret must be at least 16 characters when notify_url is set")
@@ -81,7 +86,9 @@ func (h *Handler) startWebhooks() error {
 	if h.webhooks.notifyURL == "" {
 		return nil
 	}
-	h.webhooks.notifier = notify.New(notify.Config{URL: h.webhooks.notifyURL, Secret: h.webhooks.secret, Store: h.store, Logger: h.logger.Named("webhooks")})
+	h.webhooks.notifier = notify.New(notify.Config{URL: h.webhooks.notifyURL, Secret: h.webhooks.secret, Store: h.store, Logger: h.logger.Named("webhooks"),
+		MaxAttempts: h.NotifyMaxAttempts, MaxAge: time.Duration(h.NotifyMaxAge),
+		OnDeadLetter: func(*store.Event) { h.metrics.deadLetters.Inc() }})
 	h.ledger.OnEvents = h.webhooks.notifier.Wake
 	h.webhooks.notifier.Start()
 	return nil
@@ -129,13 +136,30 @@ const minKickbackToken = 16
 // account needs one (kickbacks carry no signature, so the secret URL is
 // what keeps forged ones out), unless the operator wrote "off".
 func (h *Handler) provisionKickbackToken(repl *caddy.Replacer) error {
+	for _, a := range h.GMONotifyAllow {
+		if _, err := parsePrefix(a); err != nil {
+			return fmt.Errorf("gmo_notify_allow: %v", err)
+		}
+	}
+	if g := strings.TrimSpace(repl.ReplaceAll(h.GMONotifyToken, "")); g != "" && (len(g) < minKickbackToken || !isToken(g)) {
+		return fmt.Errorf("gmo_notify_token must be at least %d characters of A-Z a-z 0-9 - _ . (it is a URL path segment)", minKickbackToken)
+	}
 	tok := strings.TrimSpace(repl.ReplaceAll(h.KickbackToken, ""))
-	hasJPayment := false
+	hasJPayment, sandboxOnly := false, true
 	for _, a := range h.Accounts {
-		hasJPayment = hasJPayment || a.Type == "jpayment"
+		if a.Type == "jpayment" {
+			hasJPayment = true
+			sandboxOnly = sandboxOnly && loopbackEndpoint(strings.TrimSpace(repl.ReplaceAll(a.Endpoint, "")))
+		}
 	}
 	switch {
 	case tok == "off":
+		return nil
+	case tok == "" && hasJPayment && sandboxOnly:
+		// Every j-payment account talks to a simulator on this host: no real
+		// payment can be claimed, so an unset token (the repo Caddyfile run
+		// without PAYNORM_KICKBACK_TOKEN) means "off", as for the sandbox.
+		h.logger.Info("kickback_token is empty and every j-payment account is on a loopback endpoint (the sandbox): kickbacks are taken on /v1/webhooks/jpayment without a token")
 		return nil
 	case tok == "" && hasJPayment:
 		return errors.New("kickback_token is required with a j-payment account: kickbacks carry no signature, so a secret URL (/v1/webhooks/jpayment/<token>) keeps forged ones out; set it from the environment (kickback_token {env.PAYNORM_KICKBACK_TOKEN}) or write 'kickback_token off' for the sandbox")
