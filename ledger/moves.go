@@ -58,7 +58,7 @@ var moves = map[string][]string{
 }
 
 // StatusRequiresAction waits for the card holder (3-D Secure).
-const StatusRequiresAction = "requires_action"
+const StatusRequiresAction = normalize.StatusRequiresAction
 
 // Legal reports whether a record may move from one status to another on
 // the given evidence. A claim only settles an open record; a read-back

@@ -94,6 +94,18 @@ func (l *Ledger) Begin(ctx context.Context, op Op) (*Ticket, *Entry, error) {
 				if cur.Rec != nil && cur.Rec.Status != normalize.StatusFailed {
 					return Decision{}, ErrExists
 				}
+				if cur.Rec != nil && cur.Rec.LinkedID != "" {
+					// A failed attempt a kickback settled, whose payment a
+					// failed write left unwritten: that record is what makes
+					// a late copy of the kickback change nothing, so the order
+					// waits for the copy j-payment sends again (ClaimOrder
+					// completes it) before it is charged again.
+					if _, err := l.st.GetPayment(ctx, cur.Rec.LinkedID); errors.Is(err, store.ErrNotFound) {
+						return Decision{}, ErrBusy
+					} else if err != nil {
+						return Decision{}, err
+					}
+				}
 				rec := &store.PaymentRecord{Account: op.Account, Key: op.Key, Status: normalize.StatusPending, Op: op.Name, Lease: lease}
 				if cur.Rec != nil {
 					rec.CreatedAt = cur.Rec.CreatedAt
@@ -228,33 +240,73 @@ func (l *Ledger) Settle(ctx context.Context, t *Ticket, pay *normalize.Payment, 
 // record the operation held: a j-payment create (the order record; the
 // payment is named by the gid j-payment assigned) or re-authorization (a
 // new gid replaces the old payment). The payment is written first, so a
-// reader that follows the link finds it.
+// reader that follows the link finds it, except for a create that charged:
+// its order record is linked first, so a crash between the two writes
+// cannot leave the order open while its payment exists (a claim naming
+// another gid of the order, such as a re-authorization's, could then
+// settle it, even as failed, and let it be charged again). A kickback for
+// the gid then writes the missing payment (ClaimOrder). A failed create
+// keeps the payment first: that record is what makes a late kickback for
+// its gid change nothing once the order is tried again.
 func (l *Ledger) settleElsewhere(ctx context.Context, t *Ticket, pay *normalize.Payment) (*Entry, error) {
+	defer t.unlock()
 	_, key, _ := normalize.SplitPaymentID(pay.ID)
-	out, err := l.Update(ctx, pay.ID, FromOperation, func(cur *Entry) (Decision, error) {
-		if cur.Rec == nil {
-			cur = &Entry{Rec: &store.PaymentRecord{Account: t.op.Account, Key: key, Op: t.op.Name}}
-			if pay.CreatedAt != nil {
-				cur.Rec.CreatedAt = *pay.CreatedAt
+	writePayment := func() (*Entry, error) {
+		return l.Update(ctx, pay.ID, FromOperation, func(cur *Entry) (Decision, error) {
+			if cur.Rec == nil {
+				cur = &Entry{Rec: &store.PaymentRecord{Account: t.op.Account, Key: key, Op: t.op.Name}}
+				if pay.CreatedAt != nil {
+					cur.Rec.CreatedAt = *pay.CreatedAt
+				}
+			} else if cur.Rec.Unconfirmed != "" {
+				// A kickback wrote it first and an operation whose outcome is
+				// not known ran on it since: this answer, about how the
+				// payment began, does not settle that.
+				return Decision{}, nil
 			}
-		} else if cur.Rec.Unconfirmed != "" {
-			// A kickback wrote it first and an operation whose outcome is
-			// not known ran on it since: this answer, about how the
-			// payment began, does not settle that.
-			return Decision{}, nil
-		}
-		if !Legal(cur.Rec.Status, pay.Status, FromOperation) {
-			return Decision{}, nil
-		}
-		cur.Rec.Status, cur.Rec.Op, cur.Rec.Unconfirmed, cur.Pay = pay.Status, t.op.Name, "", pay
-		if t.op.Name != OpCreate && t.Start != nil && t.Start.Rec != nil {
-			// A replacement made from a copy whose last operation is
-			// unconfirmed is no better known than that copy.
-			cur.Rec.Unconfirmed = t.Start.Rec.Unconfirmed
-		}
-		return Decision{Next: cur}, nil
-	})
-	if err != nil {
+			if !Legal(cur.Rec.Status, pay.Status, FromOperation) {
+				return Decision{}, nil
+			}
+			cur.Rec.Status, cur.Rec.Op, cur.Rec.Unconfirmed, cur.Pay = pay.Status, t.op.Name, "", pay
+			if t.op.Name != OpCreate && t.Start != nil && t.Start.Rec != nil {
+				// A replacement made from a copy whose last operation is
+				// unconfirmed is no better known than that copy.
+				cur.Rec.Unconfirmed = t.Start.Rec.Unconfirmed
+			}
+			return Decision{Next: cur}, nil
+		})
+	}
+	writeHeld := func() error {
+		_, err := l.Update(ctx, t.op.ID, FromOperation, func(cur *Entry) (Decision, error) {
+			if cur.Rec == nil {
+				return Decision{}, nil
+			}
+			if t.holds(cur) {
+				cur.Rec.Lease = nil
+			}
+			if t.op.Name == OpCreate {
+				if Open(cur.Rec.Status) {
+					cur.Rec.Status = pay.Status
+				}
+				cur.Rec.LinkedID, cur.Pay = pay.ID, pay
+				return Decision{Next: cur, Quiet: true}, nil
+			}
+			replaced := normalize.StatusVoided
+			if cur.Rec.Status == normalize.StatusCaptured {
+				replaced = normalize.StatusRefunded
+			}
+			if cur.Pay != nil {
+				cur.Pay.Status = replaced
+				cur.Pay.ProviderData["replaced_by"] = pay.ID
+				now := l.now().In(normalize.JST)
+				cur.Pay.UpdatedAt = &now
+			}
+			cur.Rec.Status = replaced // the old id keeps reading as the old payment
+			return Decision{Next: cur}, nil
+		})
+		return err
+	}
+	lost := func() {
 		_, _ = l.Update(ctx, t.op.ID, FromOperation, func(cur *Entry) (Decision, error) {
 			if !t.holds(cur) {
 				return Decision{}, nil
@@ -262,38 +314,20 @@ func (l *Ledger) settleElsewhere(ctx context.Context, t *Ticket, pay *normalize.
 			cur.Rec.Lease, cur.Rec.Unconfirmed = nil, t.op.Name // the resolver cannot know more
 			return Decision{Next: cur, Quiet: true}, nil
 		})
-		t.unlock()
+	}
+	if t.op.Name == OpCreate && pay.Status != normalize.StatusFailed {
+		if err := writeHeld(); err != nil {
+			lost()
+			return nil, err
+		}
+		return writePayment()
+	}
+	out, err := writePayment()
+	if err != nil {
+		lost()
 		return out, err
 	}
-	_, err = l.Update(ctx, t.op.ID, FromOperation, func(cur *Entry) (Decision, error) {
-		if cur.Rec == nil {
-			return Decision{}, nil
-		}
-		if t.holds(cur) {
-			cur.Rec.Lease = nil
-		}
-		if t.op.Name == OpCreate {
-			if Open(cur.Rec.Status) {
-				cur.Rec.Status = pay.Status
-			}
-			cur.Rec.LinkedID, cur.Pay = pay.ID, pay
-			return Decision{Next: cur, Quiet: true}, nil
-		}
-		replaced := normalize.StatusVoided
-		if cur.Rec.Status == normalize.StatusCaptured {
-			replaced = normalize.StatusRefunded
-		}
-		if cur.Pay != nil {
-			cur.Pay.Status = replaced
-			cur.Pay.ProviderData["replaced_by"] = pay.ID
-			now := l.now().In(normalize.JST)
-			cur.Pay.UpdatedAt = &now
-		}
-		cur.Rec.Status = replaced // the old id keeps reading as the old payment
-		return Decision{Next: cur}, nil
-	})
-	t.unlock()
-	return out, err
+	return out, writeHeld()
 }
 
 // Observe records what the provider said when asked (a GET read-back, the
@@ -375,7 +409,9 @@ func (l *Ledger) ClaimOrder(ctx context.Context, orderID string, pay *normalize.
 		case cur.Rec == nil:
 			return Decision{}, nil
 		case cur.Rec.LinkedID == pay.ID:
-			accepted = true // settled by this claim before: finish the job
+			// Settled by this claim before: finish the job, with the claim
+			// read as then (agree refines pay) and only if it still agrees.
+			accepted = agree(cur.Pay)
 			return Decision{}, nil
 		case cur.Rec.LinkedID != "" || !Open(cur.Rec.Status) || cur.Rec.Op != OpCreate || !agree(cur.Pay):
 			return Decision{}, nil
