@@ -143,7 +143,7 @@ func run(cfg config) (bool, error) {
 	defer proxy.stop()
 	// No rate_limit line: paynorm's limiter is off, as the proxy has none.
 	pnConf := func(db string) string {
-		return fmt.Sprintf("{\n\tadmin 127.0.0.1:%d\n\tauto_https off\n\tpersist_config off\n}\n:%d {\n\tpaynorm {\n\t\taccount gmo {\n\t\t\ttype gmo\n\t\t\tendpoint http://127.0.0.1:%d\n\t\t\tshop_id %s\n\t\t\tshop_pass %s\n\t\t\ttimeout 10s\n\t\t}\n\t\tstore %s\n\t}\n}\n",
+		return fmt.Sprintf("{\n\tadmin 127.0.0.1:%d\n\tauto_https off\n\tpersist_config off\n}\n:%d {\n\tpaynorm {\n\t\taccount gmo {\n\t\t\ttype gmo\n\t\t\tthree_d_secure off\n\t\t\tendpoint http://127.0.0.1:%d\n\t\t\tshop_id %s\n\t\t\tshop_pass %s\n\t\t\ttimeout 10s\n\t\t}\n\t\tstore %s\n\t}\n}\n",
 			adminPort, pnPort, simPort, shopID, shopPass, storeLine(cfg.store, filepath.Join(dir, db)))
 	}
 	pn, err := startServer(bin, dir, "paynorm", pnConf("paynorm.db"), pnPort, "/v1/health")

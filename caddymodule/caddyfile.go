@@ -5,8 +5,10 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/paynorm/paynorm/normalize"
 )
 
 func init() {
@@ -211,6 +213,7 @@ func parseAccount(d *caddyfile.Dispenser, a *Account) error {
 		"site_id": &a.SiteID, "site_pass": &a.SitePass, "source_address": &a.SourceAddress, "proxy_url": &a.ProxyURL,
 		"aid":     &a.AID,
 		"api_key": &a.APIKey, "api_password": &a.APIPassword,
+		"tenant_name": &a.TenantName,
 	}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		opt := d.Val()
@@ -222,6 +225,20 @@ func parseAccount(d *caddyfile.Dispenser, a *Account) error {
 		}
 		args := d.RemainingArgs()
 		switch opt {
+		case "three_d_secure":
+			if len(args) != 1 || args[0] == "" || !normalize.ValidThreeDSMode(args[0]) {
+				return d.Errf("three_d_secure: required, attempt or off")
+			}
+			a.ThreeDSecure = args[0]
+		case "action_expiry":
+			if len(args) != 1 {
+				return d.ArgErr()
+			}
+			dur, err := caddy.ParseDuration(args[0])
+			if err != nil || dur <= 0 {
+				return d.Errf("action_expiry: %q is not a positive duration", args[0])
+			}
+			a.ActionExpiry = caddy.Duration(dur)
 		case "timeout", "max_wait":
 			if len(args) != 1 {
 				return d.ArgErr()

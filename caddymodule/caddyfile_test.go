@@ -131,10 +131,98 @@ func TestDefaultCaddyfileAdaptsToGolden(t *testing.T) {
 	if !bytes.Equal(want, pretty.Bytes()) {
 		t.Fatalf("adapted Caddyfile differs from %s (rerun with -update after review):\n%s", golden, pretty.String())
 	}
-	for _, s := range []string{`"handler": "paynorm"`, `"handler": "paynorm_sandbox"`, `"shop_pass": "sandboxpass"`} {
+	for _, s := range []string{`"handler": "paynorm"`, `"handler": "paynorm_sandbox"`, `"shop_pass": "{env.GMO_SHOP_PASS}"`} {
 		if !strings.Contains(pretty.String(), s) {
 			t.Errorf("adapted config lacks %s", s)
 		}
+	}
+}
+
+// The shipped Caddyfiles are secure by default (issue 11, item 1): every
+// server listens on loopback only (a site address alone listens on every
+// interface), the config is not autosaved, slow headers and bodies time
+// out, and every secret stays an {env.NAME} placeholder in the running
+// config, so the admin API's /config shows no secret.
+func TestShippedCaddyfilesAreSecureByDefault(t *testing.T) {
+	for _, v := range []string{"GMO_ENDPOINT", "JPAYMENT_ENDPOINT", "GMO_IVR_ENDPOINT", "PAYNORM_BIND"} {
+		t.Setenv(v, "")
+		os.Unsetenv(v)
+	}
+	// Secrets in the environment must not reach the config.
+	for _, v := range []string{"GMO_SHOP_PASS", "GMO_SITE_PASS", "GMO_IVR_API_KEY", "GMO_IVR_API_PASSWORD", "PAYNORM_KICKBACK_TOKEN"} {
+		t.Setenv(v, "leak-"+strings.ToLower(v)+"-0123456789")
+	}
+	for _, file := range []string{"../Caddyfile", "../docker/Caddyfile.production"} {
+		in, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, _, err := caddyconfig.GetAdapter("caddyfile").Adapt(in, map[string]any{"filename": file})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(out), "leak-") {
+			t.Errorf("%s: a secret from the environment is in the adapted config", file)
+		}
+		var cfg struct {
+			Admin struct {
+				Config struct {
+					Persist *bool `json:"persist"`
+				} `json:"config"`
+			} `json:"admin"`
+			Apps struct {
+				HTTP struct {
+					Servers map[string]struct {
+						Listen            []string       `json:"listen"`
+						ReadTimeout       caddy.Duration `json:"read_timeout"`
+						ReadHeaderTimeout caddy.Duration `json:"read_header_timeout"`
+						Routes            []any          `json:"routes"`
+					} `json:"servers"`
+				} `json:"http"`
+			} `json:"apps"`
+		}
+		if err := json.Unmarshal(out, &cfg); err != nil {
+			t.Fatal(err)
+		}
+		if p := cfg.Admin.Config.Persist; p == nil || *p {
+			t.Errorf("%s: persist_config is not off", file)
+		}
+		if len(cfg.Apps.HTTP.Servers) == 0 {
+			t.Fatalf("%s: no servers", file)
+		}
+		for name, srv := range cfg.Apps.HTTP.Servers {
+			for _, l := range srv.Listen {
+				if !strings.HasPrefix(l, "127.0.0.1:") {
+					t.Errorf("%s: server %s listens on %s", file, name, l)
+				}
+			}
+			if srv.ReadTimeout <= 0 || srv.ReadHeaderTimeout <= 0 {
+				t.Errorf("%s: server %s has no read_body/read_header timeout", file, name)
+			}
+		}
+		// Every secret of every paynorm handler is a placeholder.
+		var walk func(v any)
+		walk = func(v any) {
+			switch x := v.(type) {
+			case map[string]any:
+				for k, e := range x {
+					switch k {
+					case "shop_pass", "site_pass", "api_key", "api_password", "notify_secret", "kickback_token", "key", "password":
+						if s, _ := e.(string); !strings.HasPrefix(s, "{env.") && !strings.HasPrefix(s, "{file.") {
+							t.Errorf("%s: %s is %q, not an {env.NAME} placeholder", file, k, s)
+						}
+					}
+					walk(e)
+				}
+			case []any:
+				for _, e := range x {
+					walk(e)
+				}
+			}
+		}
+		var all any
+		_ = json.Unmarshal(out, &all)
+		walk(all)
 	}
 }
 

@@ -34,7 +34,7 @@ func (h *Handler) accountOf(c *call, bodyProvider string) (providers.Provider, *
 		e.MessageJa = "クエリとリクエスト本文のproviderが異なります。"
 		return nil, e.WithParam("provider")
 	}
-	return h.pick(name)
+	return h.pick(c, name)
 }
 
 // customers returns the account's customer API or a 422 unsupported.

@@ -7,6 +7,7 @@ import (
 
 func TestCustomersAndCards(t *testing.T) {
 	e := newIVREnv(t)
+	e.gmo.CardAttributes = true // a contract with GMO's card attributes (Brand...)
 	if r := e.do("POST", "/v1/customers", `{"id":"cus-1","name":"山田太郎"}`, "k-cus-1"); r.Status != 200 || r.str("id") != "cus-1" || r.str("object") != "customer" || r.str("name") != "山田太郎" {
 		t.Fatalf("create: %d %s", r.Status, r.Body)
 	}
@@ -22,7 +23,7 @@ func TestCustomersAndCards(t *testing.T) {
 		t.Fatalf("empty: %d %s", r.Status, r.Body)
 	}
 	add := e.do("POST", "/v1/customers/cus-1/cards", `{"token":"tok_visa_1","holder_name":"TARO YAMADA","expiry_month":"12","expiry_year":"30","masked_number":"41111********111"}`, "k-card-1")
-	if add.Status != 200 || add.str("object") != "card" || add.str("brand") != "VISA" || add.str("masked_number") != "************1111" ||
+	if add.Status != 200 || add.str("object") != "card" || add.str("brand") != "VISA" || add.str("masked_number") != "*************111" ||
 		add.str("expiry_month") != "12" || add.str("expiry_year") != "30" || add.str("holder_name") != "TARO YAMADA" || add.JSON["seq"] != 0.0 {
 		t.Fatalf("add: %d %s", add.Status, add.Body)
 	}
@@ -34,7 +35,7 @@ func TestCustomersAndCards(t *testing.T) {
 	if other := e.do("POST", "/v1/customers/"+gen.str("id")+"/cards", `{"token":"tok_visa_1","holder_name":"TARO YAMADA","expiry_month":"12","expiry_year":"30","masked_number":"41111********111"}`, "k-card-1"); other.Status != 422 {
 		t.Fatalf("key reused across customers: %d %s", other.Status, other.Body)
 	}
-	if r := e.do("POST", "/v1/customers/cus-1/cards", `{"token":"tok_amex","holder_name":"HANAKO YAMADA","default":true}`, ""); r.Status != 200 || r.str("brand") != "AMEX" || r.JSON["default"] != true || r.JSON["seq"] != 1.0 {
+	if r := e.do("POST", "/v1/customers/cus-1/cards", `{"token":"tok_amex","holder_name":"HANAKO YAMADA","default":true,"expiry_month":"01","expiry_year":"30","masked_number":"378282*****0005"}`, ""); r.Status != 200 || r.str("brand") != "AMEX" || r.JSON["default"] != true || r.JSON["seq"] != 1.0 {
 		t.Fatalf("add 2: %d %s", r.Status, r.Body)
 	}
 	g := e.do("GET", "/v1/customers/cus-1", "", "")
@@ -61,7 +62,7 @@ func TestCustomersAndCards(t *testing.T) {
 		t.Fatalf("%s", r.Body)
 	}
 	tc := e.do("POST", "/v1/customers/cus-1/cards", `{"payment_id":"gmo_CUS-PAY-2"}`, "")
-	if tc.Status != 200 || tc.JSON["seq"] != 2.0 || tc.str("brand") != "DINERS" || tc.str("masked_number") != "**********5904" {
+	if tc.Status != 200 || tc.JSON["seq"] != 2.0 || tc.str("brand") != "DINERS" || tc.str("masked_number") != "***********904" {
 		t.Fatalf("traded card: %d %s", tc.Status, tc.Body)
 	}
 	if r := e.do("DELETE", "/v1/customers/cus-1/cards/0", "", ""); r.Status != 200 || r.JSON["deleted"] != true {
@@ -118,10 +119,10 @@ func TestAddCardValidation(t *testing.T) {
 	if e.gmo.Calls("SaveCard") != before {
 		t.Fatal("invalid cards reached GMO")
 	}
-	if r := e.do("POST", "/v1/customers/cus-v/cards", `{"token":"tok_nonsense","holder_name":"A"}`, ""); r.Status != 402 || r.str("error", "code") != "token_invalid" {
+	if r := e.do("POST", "/v1/customers/cus-v/cards", `{"token":"tok_nonsense","holder_name":"A","expiry_month":"01","expiry_year":"30"}`, ""); r.Status != 402 || r.str("error", "code") != "token_invalid" {
 		t.Fatalf("bad token: %d %s", r.Status, r.Body)
 	}
-	if r := e.do("POST", "/v1/customers/bad%20id/cards", `{"token":"tok_visa","holder_name":"A"}`, ""); r.Status != 404 {
+	if r := e.do("POST", "/v1/customers/bad%20id/cards", `{"token":"tok_visa","holder_name":"A","expiry_month":"01","expiry_year":"30"}`, ""); r.Status != 404 {
 		t.Fatalf("bad id: %d %s", r.Status, r.Body)
 	}
 }
@@ -133,7 +134,7 @@ func TestCustomersUnsupported(t *testing.T) {
 		{"POST", "/v1/customers", `{"id":"a"}`},
 		{"GET", "/v1/customers/a", ""},
 		{"DELETE", "/v1/customers/a", ""},
-		{"POST", "/v1/customers/a/cards", `{"token":"tok_visa","holder_name":"A"}`},
+		{"POST", "/v1/customers/a/cards", `{"token":"tok_visa","holder_name":"A","expiry_month":"01","expiry_year":"30"}`},
 		{"GET", "/v1/customers/a/cards", ""},
 		{"DELETE", "/v1/customers/a/cards/0", ""},
 	} {

@@ -50,8 +50,10 @@ func newEnv(t *testing.T, gmo *sandbox.GMO, tune func(h *Handler)) *env {
 		NotifySecret: testSecret,
 		Store:        &StoreConfig{Backend: "bolt", Path: filepath.Join(t.TempDir(), "paynorm.db")},
 		ResolveAfter: caddy.Duration(200 * time.Millisecond),
+		// 3-D Secure off: these tests are about everything else; the 3-D
+		// Secure tests turn it on.
 		Accounts: []Account{{Name: "gmo", Type: "gmo", Endpoint: e.sim.URL, ShopID: "tshop1", ShopPass: testShopPass,
-			Timeout: caddy.Duration(500 * time.Millisecond), BreakerFailures: 1000}},
+			Timeout: caddy.Duration(500 * time.Millisecond), BreakerFailures: 1000, ThreeDSecure: "off"}},
 	}
 	if tune != nil {
 		tune(e.h)

@@ -154,7 +154,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	for i := range h.Accounts {
 		a := h.Accounts[i] // a copy: placeholders are expanded in it only
 		a.replace(repl)
-		if filled := a.fillSandboxCredentials(); len(filled) > 0 {
+		if filled := a.fillSandboxCredentials(&h.Accounts[i]); len(filled) > 0 {
 			h.logger.Info("account on a loopback endpoint uses the sandbox's test credentials for the ones left empty",
 				zap.String("account", a.Name), zap.Strings("settings", filled))
 		}
@@ -255,10 +255,34 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	// many reads succeeded around it.
 	ctx, endOp := resilience.Operation(ctx)
 	defer endOp()
+	w = &opWriter{ResponseWriter: w, end: endOp}
 	route, status := h.route(ctx, w, r, strings.Trim(rest, "/"), rid)
 	h.metrics.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
 	return nil
 }
+
+// opWriter ends the request's breaker operation before the first byte of
+// the answer goes out: a client that has seen a failed payment's answer
+// finds the breaker already counting it, so its next payment cannot slip
+// past a breaker about to open.
+type opWriter struct {
+	http.ResponseWriter
+	end func()
+}
+
+func (w *opWriter) WriteHeader(status int) {
+	w.end()
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *opWriter) Write(b []byte) (int, error) {
+	w.end()
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection (body read
+// deadlines).
+func (w *opWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // requestID keeps a sane caller-supplied X-Request-Id or makes one.
 func requestID(r *http.Request) string {
@@ -306,6 +330,7 @@ var routes = []apiRoute{
 	{"POST", "payments/{id}/capture", "capture", func(h *Handler, c *call) int { return h.paymentOp(c, "capture") }},
 	{"POST", "payments/{id}/cancel", "cancel", func(h *Handler, c *call) int { return h.paymentOp(c, "cancel") }},
 	{"POST", "payments/{id}/reauthorize", "reauthorize", func(h *Handler, c *call) int { return h.paymentOp(c, "reauthorize") }},
+	{"POST", "payments/{id}/complete", "complete", func(h *Handler, c *call) int { return h.paymentOp(c, "complete") }},
 	{"GET", "webhooks/jpayment", "jpayment_kickback", (*Handler).jpaymentKickback},
 	{"POST", "webhooks/jpayment", "jpayment_kickback", (*Handler).jpaymentKickback},
 	{"POST", "webhooks/gmo/{token}", "gmo_notification", (*Handler).gmoNotification},
@@ -434,6 +459,9 @@ func (h *Handler) createPayment(c *call) int {
 	if perr != nil {
 		return h.fail(w, rid, perr)
 	}
+	if terr := h.threeDS(p, req); terr != nil {
+		return h.fail(w, rid, terr)
+	}
 	if req.OrderID == "" {
 		req.OrderID = orderIDFor(ctx, p.Account())
 	}
@@ -496,6 +524,21 @@ func (h *Handler) paymentOp(c *call, op string) int {
 		}
 		pay, err = h.followUp(ctx, p, key, op, func(ctx context.Context, t providers.Target) (*normalize.Payment, error) {
 			return p.Reauthorize(ctx, t, req)
+		})
+	case "complete":
+		if derr := normalize.DecodeEmpty(body); derr != nil {
+			return h.fail(w, rid, derr)
+		}
+		cp, ok := p.(providers.Completer)
+		if !ok {
+			e := providers.Unsupported(p.Account(), "completing a 3-D Secure payment on the server (its 3-D Secure runs in the browser before the token exists)")
+			return h.fail(w, rid, e)
+		}
+		pay, err = h.followUp(ctx, p, key, op, func(ctx context.Context, t providers.Target) (*normalize.Payment, error) {
+			if t.Known != nil && t.Known.Status != normalize.StatusRequiresAction {
+				return nil, providers.StateError(p.Account(), "invalid_state", t.Known)
+			}
+			return cp.Complete(ctx, t)
 		})
 	}
 	return h.answer(w, rid, pay, err)

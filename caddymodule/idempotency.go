@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -15,17 +16,27 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/paynorm/paynorm/normalize"
+	"github.com/paynorm/paynorm/providers/exchange"
 	"github.com/paynorm/paynorm/store"
 )
 
-// Idempotency windows. The lease bounds how long a claim whose owner died
-// blocks the key (bolt drops such claims at once on restart); it is longer
-// than any provider call paynorm makes.
+// Idempotency windows. The in-flight lease is derived per account (see
+// idemLease); the replay window is fixed.
 const (
-	idempotencyTTL   = 24 * time.Hour
-	idempotencyLease = 2 * time.Minute
-	maxIdemKeyLen    = 255
+	idempotencyTTL = 24 * time.Hour
+	maxIdemKeyLen  = 255
 )
+
+// idemLease bounds how long a claim whose owner died blocks its key (bolt
+// drops such claims at once on restart). It must outlast the request it
+// guards, or a retry arriving while the first request still runs would
+// start a second one: the worst case is a read-back of a payment paynorm
+// has no record of, the wait for another operation on the same payment,
+// and the operation itself with every call running to its timeout
+// (opLease), all derived from the account's timeout and max_wait.
+func (h *Handler) idemLease(account string) time.Duration {
+	return h.callBudget(account, exchange.Read) + h.ledger.BusyWait + h.opLease(account)
+}
 
 // replayedHeaders are the response headers kept with a stored answer.
 var replayedHeaders = []string{"Content-Type", "Retry-After"}
@@ -58,15 +69,22 @@ func (h *Handler) serveRoute(rt apiRoute, c *call) int {
 		return h.fail(c.w, c.rid, berr)
 	}
 	c.r.Body = io.NopCloser(bytes.NewReader(body))
-	scope := h.idemScope(rt, c, body)
-	if scope == "" {
-		// No configured account: the request fails validation without
-		// reaching a provider, so there is nothing to protect.
+	account := h.idemScope(rt, c, body)
+	if account == "" {
+		// No account this caller may use: the request fails validation (or
+		// 403) without reaching a provider, so there is nothing to protect.
 		return rt.serve(h, c)
 	}
+	// Keys are per account and, with clients configured, per client: two
+	// apps that happen to use the same key never see each other's answers
+	// (nor, through the derived order id, each other's payments).
+	scope, ctxKey := account, key
+	if c.client != nil {
+		scope, ctxKey = "client:"+c.client.name+"/"+account, c.client.name+"\x00"+key
+	}
 	ctx := context.WithoutCancel(c.ctx)
-	fp := fingerprint(c.r.Method, rt.Name, routeParams(c.params), body)
-	state, prev, err := h.store.ClaimIdempotency(ctx, scope, key, fp, idempotencyLease, idempotencyTTL)
+	fp := fingerprint(h.store.FingerprintKey(), c.r.Method, rt.Name, routeParams(c.params), body)
+	state, prev, err := h.store.ClaimIdempotency(ctx, scope, key, fp, h.idemLease(account), idempotencyTTL)
 	if err != nil {
 		h.logger.Error("idempotency store failed", zap.String("request_id", c.rid), zap.Error(err))
 		return h.fail(c.w, c.rid, storeFailure())
@@ -88,7 +106,7 @@ func (h *Handler) serveRoute(rt apiRoute, c *call) int {
 
 	rec := &recorder{w: c.w, status: http.StatusOK}
 	orig := c.w
-	c.w, c.ctx = rec, context.WithValue(c.ctx, idemCtxKey{}, key)
+	c.w, c.ctx = rec, context.WithValue(c.ctx, idemCtxKey{}, ctxKey)
 	status := rt.serve(h, c)
 	c.w = orig
 	if neverReachedProvider(rt.Name, rec.status, rec.body.Bytes()) {
@@ -117,7 +135,7 @@ func (h *Handler) serveRoute(rt apiRoute, c *call) int {
 func (h *Handler) idemScope(rt apiRoute, c *call, body []byte) string {
 	if id := c.params["id"]; id != "" && strings.HasPrefix(rt.Pattern, "payments/") {
 		account, _, ok := normalize.SplitPaymentID(id)
-		if _, configured := h.providers[account]; ok && configured {
+		if _, configured := h.providers[account]; ok && configured && c.permits(account) {
 			return account
 		}
 		return ""
@@ -129,7 +147,7 @@ func (h *Handler) idemScope(rt apiRoute, c *call, body []byte) string {
 	if q := c.r.URL.Query().Get("provider"); q != "" {
 		named.Provider = q
 	}
-	p, err := h.pick(named.Provider)
+	p, err := h.pick(c, named.Provider)
 	if err != nil {
 		return ""
 	}
@@ -149,19 +167,60 @@ func validIdemKey(k string) bool {
 }
 
 // fingerprint identifies a request: method, route, payment id and the body
-// with JSON whitespace and key order normalized away.
-func fingerprint(method, route, id string, body []byte) string {
-	h := sha256.New()
+// with JSON whitespace and key order normalized away and card data left
+// out, as an HMAC-SHA256 under the store's own random key. A fingerprint
+// is kept for 24 h: an unkeyed hash of a body holding a security code
+// gave the code back by brute force in milliseconds (issue 11; PCI DSS
+// 3.3.1 allows no sensitive authentication data after authorization, in
+// any form). Without the card fields and without the key, a stored
+// fingerprint says nothing about the request.
+func fingerprint(key []byte, method, route, id string, body []byte) string {
+	m := hmac.New(sha256.New, key)
 	for _, s := range []string{method, route, id} {
-		h.Write([]byte(s))
-		h.Write([]byte{0})
+		m.Write([]byte(s))
+		m.Write([]byte{0})
 	}
-	h.Write(canonicalJSON(body))
-	return hex.EncodeToString(h.Sum(nil))
+	m.Write(canonicalJSON(body))
+	return hex.EncodeToString(m.Sum(nil))
 }
 
-// canonicalJSON re-encodes a JSON document with sorted keys and no spaces;
-// numbers keep their literal text. Anything else is returned as it is.
+// cardDataKeys are the JSON keys of card data, compared in lower case
+// without '_' and '-': the unified API's token and security_code, the
+// passthrough's token, cardNo, expire, securityCode and pin, and the
+// expiry of a stored card. The fingerprint leaves them out, so a retry
+// with a fresh token of the same card replays the first answer.
+var cardDataKeys = map[string]bool{
+	"token": true, "securitycode": true, "cardno": true, "cardnumber": true, "expire": true, "expiry": true,
+	"expirymonth": true, "expiryyear": true, "pin": true, "cvc": true, "cvv": true,
+}
+
+func isCardDataKey(k string) bool {
+	k = strings.NewReplacer("_", "", "-", "").Replace(strings.ToLower(k))
+	return cardDataKeys[k]
+}
+
+// withoutCardData drops card data keys from every object in v.
+func withoutCardData(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			if isCardDataKey(k) {
+				delete(x, k)
+				continue
+			}
+			x[k] = withoutCardData(e)
+		}
+	case []any:
+		for i, e := range x {
+			x[i] = withoutCardData(e)
+		}
+	}
+	return v
+}
+
+// canonicalJSON re-encodes a JSON document with sorted keys, no spaces and
+// no card data; numbers keep their literal text. Anything else is returned
+// as it is (such a body fails validation, which releases its key at once).
 func canonicalJSON(body []byte) []byte {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil
@@ -172,7 +231,7 @@ func canonicalJSON(body []byte) []byte {
 	if dec.Decode(&v) != nil || dec.More() {
 		return body
 	}
-	out, err := json.Marshal(v)
+	out, err := json.Marshal(withoutCardData(v))
 	if err != nil {
 		return body
 	}

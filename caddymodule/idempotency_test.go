@@ -170,24 +170,33 @@ func TestDerivedOrderIDSurvivesLostClaim(t *testing.T) {
 }
 
 func TestFingerprintCanonical(t *testing.T) {
+	key := []byte("0123456789abcdef0123456789abcdef")
+	fp := func(method, route, id string, body []byte) string { return fingerprint(key, method, route, id, body) }
 	same := [][2]string{
 		{`{"a":1,"b":[1,2,{"c":"d"}]}`, " { \"b\" : [1, 2, {\"c\":\"d\"}] ,\n\"a\":1 }"},
 		{"", "  "},
+		// Card data is no part of the request's identity.
+		{`{"amount":1,"payment_method":{"token":"tok_a","security_code":"737"}}`, `{"amount":1,"payment_method":{"token":"tok_b","security_code":"123"}}`},
+		{`{"orderID":"A","cardNo":"4111111111111111","expire":"3012","securityCode":"737","PIN":"1234"}`, `{"orderID":"A"}`},
 	}
 	for _, p := range same {
-		if fingerprint("POST", "r", "", []byte(p[0])) != fingerprint("POST", "r", "", []byte(p[1])) {
+		if fp("POST", "r", "", []byte(p[0])) != fp("POST", "r", "", []byte(p[1])) {
 			t.Errorf("%q and %q differ", p[0], p[1])
 		}
 	}
-	differ := [][2]string{{`{"a":1}`, `{"a":2}`}, {`{"a":1}`, `{"a":"1"}`}, {`{"a":1}`, `{"a":1,"b":null}`}, {`x`, `y`}}
+	differ := [][2]string{{`{"a":1}`, `{"a":2}`}, {`{"a":1}`, `{"a":"1"}`}, {`{"a":1}`, `{"a":1,"b":null}`}, {`x`, `y`},
+		{`{"amount":1,"payment_method":{"token":"t"}}`, `{"amount":2,"payment_method":{"token":"t"}}`}}
 	for _, p := range differ {
-		if fingerprint("POST", "r", "", []byte(p[0])) == fingerprint("POST", "r", "", []byte(p[1])) {
+		if fp("POST", "r", "", []byte(p[0])) == fp("POST", "r", "", []byte(p[1])) {
 			t.Errorf("%q and %q match", p[0], p[1])
 		}
 	}
-	if fingerprint("POST", "capture", "gmo_A", nil) == fingerprint("POST", "cancel", "gmo_A", nil) ||
-		fingerprint("POST", "capture", "gmo_A", nil) == fingerprint("POST", "capture", "gmo_B", nil) {
+	if fp("POST", "capture", "gmo_A", nil) == fp("POST", "cancel", "gmo_A", nil) ||
+		fp("POST", "capture", "gmo_A", nil) == fp("POST", "capture", "gmo_B", nil) {
 		t.Error("route and id must be part of the fingerprint")
+	}
+	if fingerprint([]byte("another store's key 0123456789ab"), "POST", "r", "", []byte(`{"a":1}`)) == fp("POST", "r", "", []byte(`{"a":1}`)) {
+		t.Error("the store's key must be part of the fingerprint")
 	}
 }
 

@@ -18,6 +18,7 @@ type metrics struct {
 	rateLimited *prometheus.CounterVec
 	requests    *prometheus.CounterVec
 	kickbacks   *prometheus.CounterVec
+	deadLetters prometheus.Counter
 }
 
 var (
@@ -53,6 +54,10 @@ func sharedMetrics() *metrics {
 				Namespace: "paynorm", Name: "kickbacks_total",
 				Help: "j-payment kickbacks by account and verdict (settled, agrees, ignored, recurring).",
 			}, []string{"account", "verdict"}),
+			deadLetters: prometheus.NewCounter(prometheus.CounterOpts{
+				Namespace: "paynorm", Name: "webhook_dead_letters_total",
+				Help: "Webhook events given up on after notify_max_attempts or notify_max_age (admin API: GET /paynorm/dead_letters).",
+			}),
 		}
 	})
 	return pm
@@ -63,7 +68,7 @@ func (m *metrics) register(reg prometheus.Registerer) error {
 	if reg == nil {
 		return nil
 	}
-	for _, c := range []prometheus.Collector{m.calls, m.latency, m.breaker, m.rateLimited, m.requests, m.kickbacks} {
+	for _, c := range []prometheus.Collector{m.calls, m.latency, m.breaker, m.rateLimited, m.requests, m.kickbacks, m.deadLetters} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {

@@ -36,6 +36,16 @@ type passErr struct {
 	MessageJa string `json:"messageJa,omitempty"`
 }
 
+// passthroughCardData reports whether the account relays raw card data.
+func (h *Handler) passthroughCardData(account string) bool {
+	for _, a := range h.Accounts {
+		if a.Name == account {
+			return a.PassthroughCardData == "allow"
+		}
+	}
+	return false
+}
+
 func (h *Handler) passthroughAPIs(account string) []string {
 	for _, a := range h.Accounts {
 		if a.Name == account && len(a.PassthroughAPIs) > 0 {
@@ -70,7 +80,7 @@ func (h *Handler) passthrough(c *call) int {
 	if berr != nil {
 		return h.passFail(c, nil, berr)
 	}
-	params, verr := passParams(body)
+	params, verr := passParams(body, h.passthroughCardData(p.Account()))
 	if verr != nil {
 		return h.passFail(c, nil, verr)
 	}
@@ -86,8 +96,10 @@ func (h *Handler) passthrough(c *call) int {
 }
 
 // passParams reads the lowerCamel JSON body: an object of strings or
-// numbers (null is skipped), keys mapped onto GMO's wire names.
-func passParams(body []byte) ([]gmo.Param, *normalize.Error) {
+// numbers (null is skipped), keys mapped onto GMO's wire names, every value
+// checked with the unified API's rules (gmo.CheckParam) and raw card data
+// refused unless allowCardData.
+func passParams(body []byte, allowCardData bool) ([]gmo.Param, *normalize.Error) {
 	var raw map[string]json.RawMessage
 	if err := normalize.Decode(body, &raw); err != nil {
 		return nil, err
@@ -122,6 +134,9 @@ func passParams(body []byte) ([]gmo.Param, *normalize.Error) {
 			e := normalize.Newf("parameter_invalid", "%q must be a string or a number.", k)
 			e.MessageJa = k + "は文字列または数値で指定してください。"
 			return nil, e.WithParam(k)
+		}
+		if e := gmo.CheckParam(k, gmo.UpperCamel(k), s, allowCardData); e != nil {
+			return nil, e
 		}
 		params = append(params, gmo.Param{Key: gmo.UpperCamel(k), Value: s})
 	}

@@ -23,7 +23,7 @@ func init() {
 
 func newIVRProvider(a *Account, st *accountState, observe providers.Observer) providers.Provider {
 	c := gmoivr.NewClient(gmoivr.Config{Account: a.Name, Endpoint: a.Endpoint, APIKey: a.APIKey, APIPassword: a.APIPassword,
-		ShopID: a.ShopID, SiteID: a.SiteID, Timeout: time.Duration(a.Timeout)}, st.transport, st.guard, observe)
+		ShopID: a.ShopID, SiteID: a.SiteID, ShopPass: a.ShopPass, Timeout: time.Duration(a.Timeout)}, st.transport, st.guard, observe)
 	return gmoivr.New(c)
 }
 
@@ -41,7 +41,7 @@ func (h *Handler) phoneProvider(c *call, bodyProvider string) (providers.PhoneAu
 		// The only IVR account is the natural pick, whatever the default
 		// account for card payments is.
 		var ivr []string
-		for _, n := range h.order {
+		for _, n := range h.visible(c) {
 			if _, ok := h.providers[n].(providers.PhoneAuthorizations); ok {
 				ivr = append(ivr, n)
 			}
@@ -50,7 +50,7 @@ func (h *Handler) phoneProvider(c *call, bodyProvider string) (providers.PhoneAu
 			name = ivr[0]
 		}
 	}
-	p, err := h.pick(name)
+	p, err := h.pick(c, name)
 	if err != nil {
 		return nil, "", err
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/paynorm/paynorm/ledger"
 	"github.com/paynorm/paynorm/normalize"
 	"github.com/paynorm/paynorm/providers"
+	"github.com/paynorm/paynorm/providers/exchange"
 	"github.com/paynorm/paynorm/store"
 )
 
@@ -41,21 +42,42 @@ func orderIDFor(ctx context.Context, account string) string {
 	return normalize.NewOrderID(time.Now())
 }
 
-// callsPerOperation is the most provider calls one operation makes (GMO
-// create: EntryTran, ExecTran and a SearchTrade read-back; follow-ups:
-// SearchTrade, AlterTran and a read-back), plus one for retried reads.
-const callsPerOperation = 4
+// worstSequence is the longest run of provider calls one operation makes:
+// a GMO create is EntryTran, a SearchTrade when the order already exists,
+// ExecTran and a SearchTrade read-back after an unclear answer; a
+// follow-up is a SearchTrade, the money-moving call and a read-back.
+var worstSequence = []exchange.Kind{exchange.Write, exchange.Read, exchange.Write, exchange.Read}
 
-// opLease is how long an operation may hold its payment: longer than its
-// worst-case provider calls, so a live operation never loses its lease.
-func (h *Handler) opLease(account string) time.Duration {
-	t := 30 * time.Second
+// Defaults of the per-call limits (Account.Timeout, Account.MaxWait).
+const (
+	defaultCallTimeout = 30 * time.Second
+	defaultMaxWait     = time.Second
+)
+
+// callBudget is the longest the given calls of the account can take under
+// exchange's retry rules, every attempt waiting its full max_wait for the
+// limiter and running to its timeout.
+func (h *Handler) callBudget(account string, seq ...exchange.Kind) time.Duration {
+	t, wait := defaultCallTimeout, defaultMaxWait
 	for _, a := range h.Accounts {
-		if a.Name == account && a.Timeout > 0 {
-			t = time.Duration(a.Timeout)
+		if a.Name == account {
+			if a.Timeout > 0 {
+				t = time.Duration(a.Timeout)
+			}
+			if a.MaxWait > 0 {
+				wait = time.Duration(a.MaxWait)
+			}
 		}
 	}
-	return callsPerOperation*t + 30*time.Second
+	return exchange.Budget(t, wait, seq...)
+}
+
+// opLease is how long an operation may hold its payment: longer than its
+// worst-case provider calls (with the account's timeout of 30s and
+// max_wait of 1s, 10 attempts: about 5m11s), plus 30s for the store writes
+// around them, so a live operation never loses its lease.
+func (h *Handler) opLease(account string) time.Duration {
+	return h.callBudget(account, worstSequence...) + 30*time.Second
 }
 
 // createRecorded runs a create between its write-ahead order record and
@@ -155,11 +177,11 @@ func recordedPayment(e *ledger.Entry) *normalize.Payment {
 	for k, v := range e.Pay.ProviderData {
 		pay.ProviderData[k] = v
 	}
-	switch {
-	case e.Rec.Status == ledger.StatusRequiresAction:
-		pay.Status = normalize.StatusPending
-	case e.Rec.Status != "":
+	if e.Rec.Status != "" {
 		pay.Status = e.Rec.Status
+	}
+	if pay.Status != normalize.StatusRequiresAction {
+		pay.NextAction = nil
 	}
 	if e.Rec.Unconfirmed != "" {
 		pay.ProviderData["unconfirmed_operation"] = e.Rec.Unconfirmed
@@ -216,8 +238,11 @@ func (h *Handler) getMerged(ctx context.Context, p providers.Provider, key strin
 		return nil, err
 	}
 	if cur != nil {
-		if pay.Status == normalize.StatusPending && cur.Rec.Status == normalize.StatusFailed {
-			pay.Status = normalize.StatusFailed
+		if pay.Status == normalize.StatusPending && (cur.Rec.Status == normalize.StatusFailed || cur.Rec.Status == normalize.StatusRequiresAction || cur.Rec.Status == normalize.StatusVoided) {
+			// GMO's entry is not executed (UNPROCESSED, AUTHENTICATED):
+			// paynorm's record says why (declined, waiting for the card
+			// holder, expired uncharged).
+			return recordedPayment(cur), nil
 		}
 		if stored := cur.Pay; stored != nil {
 			fillFromRecord(pay, stored)
@@ -237,6 +262,9 @@ func fillFromRecord(pay, stored *normalize.Payment) {
 	}
 	if pay.Metadata == nil {
 		pay.Metadata = stored.Metadata
+	}
+	if pay.CreatedAt == nil {
+		pay.CreatedAt = stored.CreatedAt // GMO's SearchTrade has no creation date
 	}
 	if stored.Shipping > 0 && stored.Tax+stored.Shipping == pay.Tax {
 		pay.SetAmounts(pay.Amount, stored.Tax, stored.Shipping)

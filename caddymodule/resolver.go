@@ -31,6 +31,9 @@ type resolver struct {
 	mu     sync.Mutex
 	provs  map[string]providers.Provider
 	ledger *ledger.Ledger // the newest config's (its events setting)
+	// expiry is each account's action_expiry: how long a payment may wait
+	// for its card holder's 3-D Secure authentication.
+	expiry map[string]time.Duration
 	after  time.Duration  // how old a record must be before it is resolved
 	// failAfter is how old a record must be before "the provider never
 	// executed it" may settle it as failed: at least twice the longest
@@ -53,10 +56,16 @@ func newResolver(st store.Store, log *zap.Logger) *resolver {
 }
 
 // register hands the resolver a config's accounts; the newest config wins.
-func (r *resolver) register(provs map[string]providers.Provider, l *ledger.Ledger, after, failAfter time.Duration) {
+func (r *resolver) register(provs map[string]providers.Provider, l *ledger.Ledger, after, failAfter time.Duration, expiry map[string]time.Duration) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.ledger = l
+	if r.expiry == nil {
+		r.expiry = map[string]time.Duration{}
+	}
+	for name, d := range expiry {
+		r.expiry[name] = d
+	}
 	for name, p := range provs {
 		r.provs[name] = p
 	}
@@ -89,6 +98,15 @@ func (r *resolver) settings() (time.Duration, map[string]providers.Provider, *le
 		m[k] = v
 	}
 	return r.after, m, r.ledger
+}
+
+func (r *resolver) actionExpiry(account string) time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if d := r.expiry[account]; d > 0 {
+		return d
+	}
+	return 30 * time.Minute
 }
 
 func (r *resolver) failGrace() time.Duration {
@@ -179,6 +197,20 @@ func (r *resolver) resolve(ctx context.Context, l *ledger.Ledger, p providers.Pr
 		return
 	}
 	pay, err := p.GetPayment(ctx, rec.Key)
+	if rec.Status == ledger.StatusRequiresAction && rec.Lease == nil && (err == nil && pay.Status == normalize.StatusPending || isMissing(err)) {
+		// The card holder has not come back (GMO: AUTHENTICATED or not
+		// even that). paynorm never completes a payment on its own: past
+		// the account's action_expiry it expires, uncharged.
+		deadline := rec.CreatedAt.Add(r.actionExpiry(rec.Account))
+		if time.Now().Before(deadline) {
+			_ = l.Note(ctx, rec.ID, rec.Version, rec.Attempts, deadline)
+			return
+		}
+		if after, err := l.Expire(ctx, rec.ID, rec.Version); err == nil && after.Rec.Version != rec.Version {
+			r.log.Info("3-D Secure payment expired without authentication", zap.String("payment", rec.ID))
+		}
+		return
+	}
 	switch {
 	case err == nil && pay.Status != normalize.StatusPending:
 	case (err == nil || isMissing(err)) && ledger.Open(rec.Status):

@@ -29,7 +29,7 @@ func (unexecuted) GetPayment(_ context.Context, key string) (*normalize.Payment,
 func TestUnexecutedOrderIsNotFailedBeforeTheGrace(t *testing.T) {
 	st := store.NewMemory()
 	r := &resolver{st: st, log: zap.NewNop(), provs: map[string]providers.Provider{}}
-	r.register(map[string]providers.Provider{"gmo": unexecuted{}}, ledger.New(st, nil, false), 10*time.Millisecond, 400*time.Millisecond)
+	r.register(map[string]providers.Provider{"gmo": unexecuted{}}, ledger.New(st, nil, false), 10*time.Millisecond, 400*time.Millisecond, nil)
 	ctx := context.Background()
 	written := time.Now()
 	rec := &store.PaymentRecord{ID: "gmo_G-1", Account: "gmo", Key: "G-1", Status: normalize.StatusUnknown, CreatedAt: written, UpdatedAt: written}

@@ -33,7 +33,9 @@ type Sandbox struct {
 	// Shops restricts the accepted ShopID -> ShopPass pairs (default: any).
 	Shops map[string]string `json:"shops,omitempty"`
 	// JPaymentKickbackURL receives the j-payment simulator's rt=0 kickbacks
-	// (e.g. http://127.0.0.1:8080/v1/webhooks/jpayment).
+	// (e.g. http://127.0.0.1:8080/v1/webhooks/jpayment/{env.PAYNORM_KICKBACK_TOKEN});
+	// placeholders are replaced at provision time, so the token stays out
+	// of the running config.
 	JPaymentKickbackURL string `json:"jpayment_kickback_url,omitempty"`
 	// JPaymentAllowedIP is the only source address the j-payment simulator
 	// accepts; others get ER:ER003 (default: any).
@@ -41,6 +43,18 @@ type Sandbox struct {
 	// IVRKeys restricts the IVR simulator's accepted apiKey -> apiPassword
 	// pairs (default: any non-empty pair).
 	IVRKeys map[string]string `json:"ivr_keys,omitempty"`
+	// GMONotifyURL receives the GMO simulator's result notifications
+	// (e.g. http://127.0.0.1:8080/v1/webhooks/gmo/{env.PAYNORM_GMO_NOTIFY_TOKEN});
+	// placeholders are replaced at provision time. Empty: none are sent.
+	GMONotifyURL string `json:"gmo_notify_url,omitempty"`
+	// ThreeDSShops are shops whose contract requires 3-D Secure: an
+	// EntryTran without TdFlag=2 gets E01080101.
+	ThreeDSShops []string `json:"three_d_secure_shops,omitempty"`
+	// CheckoutAPI is paynorm's base URL for the demo checkout on
+	// /sandbox/checkout (e.g. http://127.0.0.1:8080); CheckoutKey its app
+	// key when paynorm has clients (a placeholder such as {env.X}).
+	CheckoutAPI string `json:"checkout_api,omitempty"`
+	CheckoutKey string `json:"checkout_key,omitempty"`
 
 	key string
 	gmo *sandbox.GMO
@@ -79,7 +93,7 @@ func (s *Sandbox) Provision(ctx caddy.Context) error {
 	}
 	state := v.(sandboxState)
 	s.gmo, s.jp, s.ivr = state.gmo, state.jp, state.ivr
-	s.jp.KickbackURL, s.jp.AllowedIP = s.JPaymentKickbackURL, s.JPaymentAllowedIP
+	s.jp.KickbackURL, s.jp.AllowedIP = caddy.NewReplacer().ReplaceAll(s.JPaymentKickbackURL, ""), s.JPaymentAllowedIP
 	if len(s.IVRKeys) > 0 {
 		s.ivr.Keys = s.IVRKeys
 	}
@@ -89,6 +103,14 @@ func (s *Sandbox) Provision(ctx caddy.Context) error {
 	if len(s.Shops) > 0 {
 		s.gmo.Shops = s.Shops
 	}
+	repl := caddy.NewReplacer()
+	s.gmo.SetNotifyURL(repl.ReplaceAll(s.GMONotifyURL, ""))
+	shops3DS := map[string]bool{}
+	for _, id := range s.ThreeDSShops {
+		shops3DS[id] = true
+	}
+	s.gmo.ThreeDSShops = shops3DS
+	s.gmo.Checkout.SetAPI(repl.ReplaceAll(s.CheckoutAPI, ""), repl.ReplaceAll(s.CheckoutKey, ""))
 	ctx.Logger().Info("paynorm sandbox simulators enabled: never point production traffic here", zap.String("name", s.Name))
 	return nil
 }
@@ -127,6 +149,9 @@ func parseSandbox(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //	    jpayment_kickback <url>
 //	    jpayment_allowed_ip <ip>
 //	    ivr_key <api_key> <api_password>
+//	    gmo_notify <url>
+//	    require_3ds <shop_id>...
+//	    checkout_api <paynorm_base_url> [<app_key>]
 //	}
 func (s *Sandbox) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next()
@@ -171,6 +196,25 @@ func (s *Sandbox) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				s.IVRKeys = map[string]string{}
 			}
 			s.IVRKeys[key] = pass
+		case "gmo_notify":
+			if !d.Args(&s.GMONotifyURL) {
+				return d.ArgErr()
+			}
+		case "require_3ds":
+			ids := d.RemainingArgs()
+			if len(ids) == 0 {
+				return d.ArgErr()
+			}
+			s.ThreeDSShops = append(s.ThreeDSShops, ids...)
+		case "checkout_api":
+			args := d.RemainingArgs()
+			if len(args) < 1 || len(args) > 2 {
+				return d.ArgErr()
+			}
+			s.CheckoutAPI = args[0]
+			if len(args) == 2 {
+				s.CheckoutKey = args[1]
+			}
 		default:
 			return d.Errf("unrecognized paynorm_sandbox option %q", d.Val())
 		}

@@ -61,7 +61,7 @@ func loadAccountState(a *Account, m *metrics, log *zap.Logger) (*accountState, s
 		}
 		maxWait := time.Duration(a.MaxWait)
 		if maxWait == 0 {
-			maxWait = time.Second
+			maxWait = defaultMaxWait
 		}
 		name := a.Name
 		g := resilience.New(resilience.Settings{

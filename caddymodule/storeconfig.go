@@ -6,8 +6,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -31,7 +33,9 @@ type StoreConfig struct {
 	Path string `json:"path,omitempty"`
 	// Addrs are the Redis server, Sentinel or cluster node addresses.
 	Addrs []string `json:"addrs,omitempty"`
-	// Username is the Redis ACL user.
+	// Username is the Redis ACL user (Redis 6+; empty: the default user).
+	// Give paynorm a user of its own, limited to its prefix: ~{paynorm}:*
+	// and the commands it uses.
 	Username string `json:"username,omitempty"`
 	// Password is the Redis password, e.g. {env.REDIS_PASSWORD}. Never logged.
 	Password string `json:"password,omitempty"`
@@ -41,6 +45,26 @@ type StoreConfig struct {
 	// addresses (a Cluster) it must hold a {hash tag}: every atomic step
 	// touches keys of one hash slot.
 	Prefix string `json:"prefix,omitempty"`
+	// TLS, when set, encrypts the connections to Redis and verifies the
+	// server's certificate. Without it records, replayed answers and the
+	// password cross the network in clear text: use it for any Redis that
+	// is not on this host.
+	TLS *RedisTLS `json:"tls,omitempty"`
+}
+
+// RedisTLS configures TLS to Redis (Redis 6+ tls-port, or a managed Redis).
+type RedisTLS struct {
+	// CAFile is a PEM bundle of the CAs that sign the server's certificate
+	// (default: the system roots). Placeholders are replaced.
+	CAFile string `json:"ca_file,omitempty"`
+	// ServerName is the name the server's certificate must carry (default:
+	// the host of the address).
+	ServerName string `json:"server_name,omitempty"`
+	// CertFile is a client certificate (PEM) for a server that requires
+	// one (tls-auth-clients yes); it goes with KeyFile.
+	CertFile string `json:"cert_file,omitempty"`
+	// KeyFile is the client certificate's private key (PEM).
+	KeyFile string `json:"key_file,omitempty"`
 }
 
 // storeState is one opened store and its resolver, shared by every config
@@ -52,12 +76,35 @@ type storeState struct {
 	backend  string
 	// locks serialize operations on one payment across configs.
 	locks *ledger.Locks
+	// key, path and addrs describe the store to the admin API.
+	key   string
+	path  string
+	addrs []string
 }
 
 // Destruct stops the resolver and closes the store once no config uses it.
 func (s *storeState) Destruct() error {
+	openStores.Delete(s.key)
 	s.resolver.stop()
 	return s.store.Close()
+}
+
+// openStores are the stores open in this process (pool key -> *storeState),
+// for the admin API.
+var openStores sync.Map
+
+// allLoopback reports whether every address is on this host.
+func allLoopback(addrs []string) bool {
+	for _, a := range addrs {
+		host, _, err := net.SplitHostPort(a)
+		if err != nil {
+			host = a
+		}
+		if !loopbackHost(host) {
+			return false
+		}
+	}
+	return true
 }
 
 // resolved expands placeholders and applies defaults.
@@ -69,6 +116,13 @@ func (c StoreConfig) resolved(repl *caddy.Replacer) (StoreConfig, error) {
 	c.Username = repl.ReplaceAll(c.Username, "")
 	c.Password = repl.ReplaceAll(c.Password, "")
 	c.Prefix = repl.ReplaceAll(c.Prefix, "")
+	if c.TLS != nil {
+		t := *c.TLS
+		for _, p := range []*string{&t.CAFile, &t.ServerName, &t.CertFile, &t.KeyFile} {
+			*p = repl.ReplaceAll(*p, "")
+		}
+		c.TLS = &t
+	}
 	addrs := make([]string, len(c.Addrs))
 	for i, a := range c.Addrs {
 		addrs[i] = repl.ReplaceAll(a, "")
@@ -101,7 +155,7 @@ func (c StoreConfig) poolKey() string {
 	case "bolt":
 		return "paynorm/store/bolt/" + c.Path
 	case "redis":
-		b, _ := json.Marshal([]any{c.Addrs, c.Username, c.Password, c.DB, c.Prefix})
+		b, _ := json.Marshal([]any{c.Addrs, c.Username, c.Password, c.DB, c.Prefix, c.TLS})
 		sum := sha256.Sum256(b)
 		return "paynorm/store/redis/" + hex.EncodeToString(sum[:8])
 	}
@@ -121,9 +175,20 @@ func loadStore(c StoreConfig, log *zap.Logger) (*storeState, string, error) {
 			}
 			s = b
 		case "redis":
+			o := redis.Options{Addrs: c.Addrs, Username: c.Username, Password: c.Password, DB: c.DB, Prefix: c.Prefix}
+			if c.TLS != nil {
+				t, err := redis.TLSFiles{CAFile: c.TLS.CAFile, ServerName: c.TLS.ServerName, CertFile: c.TLS.CertFile, KeyFile: c.TLS.KeyFile}.Config()
+				if err != nil {
+					return nil, fmt.Errorf("store redis: %v", err)
+				}
+				o.TLS = t
+			} else if !allLoopback(c.Addrs) {
+				log.Warn("the Redis store is reached without TLS: records, replayed answers and the password cross the network in clear text (store redis ... { tls })",
+					zap.Strings("addrs", c.Addrs))
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			r, err := redis.Open(ctx, redis.Options{Addrs: c.Addrs, Username: c.Username, Password: c.Password, DB: c.DB, Prefix: c.Prefix})
+			r, err := redis.Open(ctx, o)
 			if err != nil {
 				return nil, fmt.Errorf("store redis %v: %v", c.Addrs, err)
 			}
@@ -131,8 +196,12 @@ func loadStore(c StoreConfig, log *zap.Logger) (*storeState, string, error) {
 		default:
 			s = store.NewMemory()
 		}
-		log.Info("paynorm store opened", zap.String("backend", c.Backend), zap.String("path", c.Path), zap.Strings("addrs", c.Addrs))
-		return &storeState{store: s, resolver: newResolver(s, log), backend: c.Backend, locks: ledger.NewLocks()}, nil
+		log.Info("paynorm store opened", zap.String("backend", c.Backend), zap.String("path", c.Path), zap.Strings("addrs", c.Addrs),
+			zap.Bool("tls", c.TLS != nil))
+		st := &storeState{store: s, resolver: newResolver(s, log), backend: c.Backend, locks: ledger.NewLocks(),
+			key: key, path: c.Path, addrs: c.Addrs}
+		openStores.Store(key, st)
+		return st, nil
 	})
 	if err != nil {
 		return nil, "", err
@@ -141,7 +210,7 @@ func loadStore(c StoreConfig, log *zap.Logger) (*storeState, string, error) {
 }
 
 // parseStore reads `store bolt [PATH]`, `store memory` or
-// `store redis ADDR... [{ username U; password P; db N; prefix P }]`.
+// `store redis ADDR... [{ username U; password P; db N; prefix P; tls [{ ca_file F; server_name N; cert_file C; key_file K }] }]`.
 func parseStore(d *caddyfile.Dispenser) (*StoreConfig, error) {
 	args := d.RemainingArgs()
 	if len(args) == 0 {
@@ -167,6 +236,14 @@ func parseStore(d *caddyfile.Dispenser) (*StoreConfig, error) {
 		}
 		for nesting := d.Nesting(); d.NextBlock(nesting); {
 			opt := d.Val()
+			if opt == "tls" {
+				t, err := parseRedisTLS(d)
+				if err != nil {
+					return nil, err
+				}
+				c.TLS = t
+				continue
+			}
 			var v string
 			if !d.Args(&v) {
 				return nil, d.ArgErr()
@@ -194,6 +271,34 @@ func parseStore(d *caddyfile.Dispenser) (*StoreConfig, error) {
 	return c, nil
 }
 
+// parseRedisTLS reads `tls [{ ca_file F; server_name N; cert_file C; key_file K }]`.
+func parseRedisTLS(d *caddyfile.Dispenser) (*RedisTLS, error) {
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	t := &RedisTLS{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		opt := d.Val()
+		var v string
+		if !d.Args(&v) {
+			return nil, d.ArgErr()
+		}
+		switch opt {
+		case "ca_file":
+			t.CAFile = v
+		case "server_name":
+			t.ServerName = v
+		case "cert_file":
+			t.CertFile = v
+		case "key_file":
+			t.KeyFile = v
+		default:
+			return nil, d.Errf("unrecognized store redis tls option %q", opt)
+		}
+	}
+	return t, nil
+}
+
 // provisionStore opens (or shares) the configured store and hands this
 // config's accounts to the store's resolver. A store set before Provision
 // (tests) is used as it is.
@@ -218,7 +323,11 @@ func (h *Handler) provisionStore(repl *caddy.Replacer) error {
 	h.store, h.stores = st.store, st
 	h.ledger = ledger.New(h.store, st.locks, h.webhooks.notifyURL != "")
 	after, failAfter := h.resolveGrace()
-	st.resolver.register(h.providers, h.ledger, after, failAfter)
+	expiry := map[string]time.Duration{}
+	for i := range h.Accounts {
+		expiry[h.Accounts[i].Name] = h.Accounts[i].actionExpiry()
+	}
+	st.resolver.register(h.providers, h.ledger, after, failAfter, expiry)
 	return nil
 }
 

@@ -300,7 +300,8 @@ func TestWebhookSettingsValidated(t *testing.T) {
 		"bad url":                          {NotifyURL: "ftp://example.jp", NotifySecret: testSecret},
 		"secret without url":               {NotifySecret: testSecret},
 		"bad cidr":                         {KickbackAllow: []string{"10.0.0.0/99"}},
-		"j-payment without kickback token": {Accounts: []Account{{Name: "jp", Type: "jpayment", AID: "123456", Endpoint: "http://127.0.0.1:1"}}},
+		"j-payment without kickback token": {Accounts: []Account{{Name: "jp", Type: "jpayment", AID: "123456", Endpoint: "production"}}},
+		"plain http notify_url":            {NotifyURL: "http://hooks.example.jp/paynorm", NotifySecret: testSecret},
 		"short kickback token":             {KickbackToken: "short", Accounts: []Account{{Name: "jp", Type: "jpayment", AID: "123456", Endpoint: "http://127.0.0.1:1"}}},
 	} {
 		ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})

@@ -31,12 +31,14 @@ func TestReloadUnderLoadKeepsState(t *testing.T) {
 		max_body_bytes MAXBODY
 		account gmo {
 			type gmo
+			three_d_secure off
 			endpoint %s
 			shop_id tshop00000001
 			shop_pass %s
 		}
 		account fragile {
 			type gmo
+			three_d_secure off
 			endpoint %[3]s
 			shop_id tshop00000001
 			shop_pass %[4]s
@@ -44,6 +46,7 @@ func TestReloadUnderLoadKeepsState(t *testing.T) {
 		}
 		account limited {
 			type gmo
+			three_d_secure off
 			endpoint %[3]s
 			shop_id tshop00000001
 			shop_pass %[4]s

@@ -39,6 +39,7 @@ func guardCaddyfile(apiPort int, sim, extra string) string {
 		%s
 		account gmo {
 			type gmo
+			three_d_secure off
 			endpoint %s
 			shop_id tshop00000001
 			shop_pass %s

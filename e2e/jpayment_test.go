@@ -98,6 +98,7 @@ func TestJPaymentThroughThePaynormBinary(t *testing.T) {
 		kickback_allow 127.0.0.0/8
 		account gmo {
 			type gmo
+			three_d_secure off
 			endpoint http://127.0.0.1:%[2]d
 			shop_id tshop00000001
 			shop_pass e2ePass

@@ -32,6 +32,7 @@ func sandboxSetup(t *testing.T) (*proc, string) {
 		max_body_bytes 4096
 		account gmo {
 			type gmo
+			three_d_secure off
 			endpoint http://127.0.0.1:%[2]d
 			shop_id tshop00000001
 			shop_pass %[3]s
@@ -41,6 +42,7 @@ func sandboxSetup(t *testing.T) (*proc, string) {
 		}
 		account gmo-limited {
 			type gmo
+			three_d_secure off
 			endpoint http://127.0.0.1:%[2]d
 			shop_id tshop00000001
 			shop_pass %[3]s
@@ -49,6 +51,7 @@ func sandboxSetup(t *testing.T) (*proc, string) {
 		}
 		account gmo-fragile {
 			type gmo
+			three_d_secure off
 			endpoint http://127.0.0.1:%[2]d
 			shop_id tshop00000001
 			shop_pass %[3]s
@@ -56,6 +59,7 @@ func sandboxSetup(t *testing.T) (*proc, string) {
 		}
 		account gmo-wrongpass {
 			type gmo
+			three_d_secure off
 			endpoint http://127.0.0.1:%[2]d
 			shop_id tshop00000002
 			shop_pass wrong

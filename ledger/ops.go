@@ -438,3 +438,20 @@ func (l *Ledger) ClaimOrder(ctx context.Context, orderID string, pay *normalize.
 	})
 	return err == nil, err
 }
+
+// Expire ends a payment that waited for its card holder (3-D Secure) past
+// the account's action_expiry: nothing was charged (paynorm never
+// completes a payment on its own), so it is voided.
+func (l *Ledger) Expire(ctx context.Context, id string, readVersion int64) (*Entry, error) {
+	return l.Update(ctx, id, FromOperation, func(cur *Entry) (Decision, error) {
+		if cur.version() != readVersion || cur.Rec == nil || cur.Rec.Status != StatusRequiresAction || l.Live(cur.Rec.Lease) {
+			return Decision{}, nil
+		}
+		cur.Rec.Status, cur.Rec.Lease, cur.Rec.NextCheck = normalize.StatusVoided, nil, time.Time{}
+		if cur.Pay != nil {
+			cur.Pay.Status, cur.Pay.NextAction = normalize.StatusVoided, nil
+			cur.Pay.ProviderData["expired"] = "3-D Secure authentication not completed in time; nothing was charged"
+		}
+		return Decision{Next: cur}, nil
+	})
+}

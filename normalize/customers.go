@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"strings"
-	"unicode/utf8"
 )
 
 // Customer is a member stored at the provider (GMO 会員). Its id is the
@@ -85,8 +84,8 @@ func DecodeCreateCustomer(body []byte) (*CreateCustomer, *Error) {
 	if r.ID != "" && !validMemberID(r.ID) {
 		f = append(f, Field("id", "parameter_invalid", "id may contain only A-Z, a-z, 0-9, '-', '_', '.', '@' and at most 60 characters.", "会員IDは60文字以内の半角英数字と記号(-_.@)で指定してください。"))
 	}
-	if utf8.RuneCountInString(r.Name) > 255 || strings.ContainsAny(r.Name, "^`{}~&<>\"'|\r\n") {
-		f = append(f, Field("name", "parameter_invalid", "name is at most 255 characters and may not contain ^ ` { } ~ & < > \" ' | or line breaks.", "会員名は255文字以内で、^ ` { } ~ & < > \" ' | 改行は使用できません。"))
+	if e := CheckMemberName("name", r.Name); e != nil {
+		f = append(f, *e)
 	}
 	if err := Validation(f); err != nil {
 		return nil, err
@@ -95,8 +94,8 @@ func DecodeCreateCustomer(body []byte) (*CreateCustomer, *Error) {
 }
 
 // DecodeAddCard decodes and validates POST /v1/customers/{id}/cards with the
-// rules of seed 003: token and holder name required, a two-digit expiry,
-// and no full card number.
+// rules of seed 003: token, holder name and a two-digit expiry month and
+// year required, and no full card number.
 func DecodeAddCard(body []byte) (*AddCard, *Error) {
 	var r AddCard
 	if err := Decode(body, &r); err != nil {
@@ -130,8 +129,16 @@ func DecodeAddCard(body []byte) (*AddCard, *Error) {
 			f = append(f, Field("masked_number", "parameter_invalid", "masked_number must be 10 to 19 digits and '*'.", "カード番号の形式が正しくありません。"))
 		}
 	}
-	if (r.ExpiryMonth == "") != (r.ExpiryYear == "") {
+	// Seed 003 requires both (digits:2 each) with a token; a card kept from
+	// a payment (payment_id) has GMO's own expiry.
+	switch {
+	case r.Token != "" && r.ExpiryMonth == "":
+		f = append(f, Field("expiry_month", "parameter_missing", "expiry_month is required: two digits, 01 to 12.", "カード有効期限(月)は必須項目です。"))
+	case r.PaymentID != "" && (r.ExpiryMonth == "") != (r.ExpiryYear == ""):
 		f = append(f, Field("expiry_month", "parameter_missing", "Give expiry_month and expiry_year together.", "有効期限は月と年の両方を指定してください。"))
+	}
+	if r.Token != "" && r.ExpiryYear == "" {
+		f = append(f, Field("expiry_year", "parameter_missing", "expiry_year is required: two digits.", "カード有効期限(年)は必須項目です。"))
 	}
 	if m := r.ExpiryMonth; m != "" && (!Digits(m, 2, 2) || m < "01" || m > "12") {
 		f = append(f, Field("expiry_month", "parameter_invalid", "expiry_month must be two digits from 01 to 12.", "有効期限(月)は01から12の2桁で指定してください。"))
@@ -139,8 +146,8 @@ func DecodeAddCard(body []byte) (*AddCard, *Error) {
 	if y := r.ExpiryYear; y != "" && !Digits(y, 2, 2) {
 		f = append(f, Field("expiry_year", "parameter_invalid", "expiry_year must be two digits.", "有効期限(年)は2桁の数字で指定してください。"))
 	}
-	if len(r.CardName) > 10 || strings.ContainsAny(r.CardName, "&=|\r\n") {
-		f = append(f, Field("card_name", "parameter_invalid", "card_name is at most 10 bytes and may not contain & = | or line breaks.", "カード会社略称は10バイト以内で、& = | 改行は使用できません。"))
+	if e := CheckCardName("card_name", r.CardName); e != nil {
+		f = append(f, *e)
 	}
 	if err := Validation(f); err != nil {
 		return nil, err

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -23,6 +24,11 @@ func Decode(body []byte, v any) *Error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return Newf("invalid_json", "The request body is empty; a JSON object is required.")
 	}
+	if k := duplicateKey(body); k != "" {
+		e := Newf("parameter_duplicate", "The request body names %q more than once (keys are compared without case, as the decoder matches them).", k)
+		e.MessageJa = "項目 " + k + " が複数回指定されています(大文字・小文字は区別しません)。"
+		return e.WithParam(k)
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -32,6 +38,70 @@ func Decode(body []byte, v any) *Error {
 		return Newf("invalid_json", "The request body has data after the JSON object.")
 	}
 	return nil
+}
+
+// duplicateKey returns the first key that appears twice in one object of
+// body, keys compared the way encoding/json matches them to fields (Unicode
+// simple case folding): {"AMOUNT":5000,"amount":7} decodes as amount 7 (the
+// last wins) while a fingerprint sees two keys, so the same Idempotency-Key
+// with the keys swapped would replay an answer for another amount. Such a
+// body is refused instead. Syntax errors are left to the decoder.
+func duplicateKey(body []byte) string {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	type frame struct {
+		seen    map[string]bool // nil for an array
+		wantKey bool
+	}
+	var stack []*frame
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return ""
+		}
+		if n := len(stack); n > 0 && stack[n-1].seen != nil && stack[n-1].wantKey {
+			if k, ok := tok.(string); ok {
+				top, f := stack[n-1], foldKey(k)
+				if top.seen[f] {
+					return k
+				}
+				top.seen[f], top.wantKey = true, false
+				continue
+			}
+		}
+		switch tok {
+		case json.Delim('{'):
+			stack = append(stack, &frame{seen: map[string]bool{}, wantKey: true})
+			continue
+		case json.Delim('['):
+			stack = append(stack, &frame{})
+			continue
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:len(stack)-1]
+		}
+		if len(stack) == 0 {
+			return "" // the top-level value is complete
+		}
+		if top := stack[len(stack)-1]; top.seen != nil {
+			top.wantKey = true // a member's value ended: a key comes next
+		}
+	}
+}
+
+// foldKey maps s onto one representative of its case-folding class: every
+// rune becomes the smallest rune of its simple-folding orbit (k, K and the
+// Kelvin sign all become K), so two keys encoding/json would match to the
+// same field fold to the same string.
+func foldKey(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		m := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			m = min(m, f)
+		}
+		b.WriteRune(m)
+	}
+	return b.String()
 }
 
 func jsonError(err error) *Error {
@@ -94,7 +164,7 @@ func (r *CreatePayment) Validate() *Error {
 	case pm.Token != "" && (pm.CustomerID != "" || pm.CardSeq != nil):
 		f = append(f, Field("payment_method", "parameter_invalid", "Give either payment_method.token or payment_method.customer_id with card_seq, not both.", "トークンと登録カードは同時に指定できません。"))
 	case pm.Token != "":
-		if len(pm.Token) > 1024 || strings.ContainsAny(pm.Token, " \t\r\n&=") {
+		if !CardTokenOK(pm.Token) {
 			f = append(f, Field("payment_method.token", "parameter_invalid", "payment_method.token is malformed.", "カードトークンの形式が正しくありません。"))
 		}
 	case pm.CustomerID != "":
@@ -126,8 +196,8 @@ func (r *CreatePayment) Validate() *Error {
 			f = append(f, Field("metadata."+k, "parameter_unknown", "metadata accepts client_field_1, client_field_2 and client_field_3.", "metadataにはclient_field_1〜3のみ指定できます。"))
 			continue
 		}
-		if len(v) > 100 || strings.ContainsAny(v, "&=|\r\n") {
-			f = append(f, Field("metadata."+k, "parameter_invalid", "metadata values are at most 100 bytes and may not contain & = | or line breaks.", "加盟店自由項目は100バイト以内で、& = | 改行は使用できません。"))
+		if e := CheckClientField("metadata."+k, v); e != nil { // GMO's 加盟店自由項目 rule (text.go)
+			f = append(f, *e)
 		}
 	}
 	return Validation(f)
@@ -143,7 +213,7 @@ func (r *CreatePayment) validateInstallments() []FieldError {
 		if in.Count > 1 {
 			return []FieldError{Field("installments.count", "parameter_invalid", "installments.count is only used with the installments plan.", "支払回数は分割払いの場合のみ指定できます。")}
 		}
-	case PlanInstallments:
+	case PlanInstallments, PlanBonusInstallments:
 		if in.Count < 2 || in.Count > 99 {
 			return []FieldError{Field("installments.count", "parameter_invalid", "installments.count must be between 2 and 99.", "分割回数は2から99の間で指定してください。")}
 		}
@@ -195,6 +265,12 @@ func checkAmounts(amount, tax, shipping int64) []FieldError {
 		}
 	}
 	return f
+}
+
+// CardTokenOK is the unified API's rule for a card token: at most 1024
+// bytes, no whitespace and none of the form separators & and =.
+func CardTokenOK(s string) bool {
+	return len(s) <= 1024 && !strings.ContainsAny(s, " \t\r\n&=")
 }
 
 // ValidOrderID reports whether s is 1..max characters of [A-Za-z0-9-].

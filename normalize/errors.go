@@ -124,6 +124,19 @@ var catalog = map[string]entry{
 	"authorization_expired": {TypeInvalidRequest, 422, false, "The authorization has expired.", "仮売上の有効期間を超えています。"},
 	"refund_window_passed":  {TypeInvalidRequest, 422, false, "The payment is too old for this operation.", "期限を過ぎた取引のため処理できません。"},
 	"source_not_allowed":    {TypeInvalidRequest, 403, false, "The request's source address is not allowed to call this endpoint.", "送信元IPアドレスが許可されていません。"},
+	"parameter_duplicate":   {TypeInvalidRequest, 400, false, "The request body names a parameter more than once (keys are compared without case).", "同じ項目が複数回指定されています(大文字・小文字は区別しません)。"},
+	"request_timeout":       {TypeInvalidRequest, 408, true, "The request body did not arrive in time.", "リクエスト本文の受信がタイムアウトしました。"},
+	"api_key_missing":       {TypeInvalidRequest, 401, false, "An API key is required: send Authorization: Bearer <key>.", "APIキーが必要です(Authorization: Bearer <key>)。"},
+	"api_key_invalid":       {TypeInvalidRequest, 401, false, "The API key is not valid.", "APIキーが正しくありません。"},
+	"account_not_permitted": {TypeInvalidRequest, 403, false, "This API key may not use that provider account.", "このAPIキーではこの決済代行会社アカウントを利用できません。"},
+	"card_data_not_allowed": {TypeInvalidRequest, 403, false, "Raw card data (card number, expiry, security code, PIN) is not accepted here; send a card token.", "カード番号・有効期限・セキュリティコード・暗証番号は送信できません。カードトークンを使用してください。"},
+
+	// the merchant contract demands 3-D Secure (GMO E01080101)
+	"authentication_required": {TypeInvalidRequest, 422, false, "The merchant contract requires 3-D Secure for this payment and it was sent without it; nothing was charged.", "この加盟店では3Dセキュアが必須のため、決済できませんでした(請求はされていません)。"},
+	// 3-D Secure settings GMO refused (E01080010, E01950008, E01E30001): nothing was charged
+	"three_d_secure_not_contracted": {TypeInvalidRequest, 422, false, "This merchant's contract has no 3-D Secure; send three_d_secure off (or set the account's three_d_secure off). Nothing was charged.", "この加盟店は3Dセキュアを契約していないため、three_d_secureにoffを指定してください(請求はされていません)。"},
+	"three_d_secure_invalid":        {TypeInvalidRequest, 400, false, "The provider refused the 3-D Secure mode sent for three_d_secure; nothing was charged.", "3Dセキュアの指定(three_d_secure)が受け付けられませんでした(請求はされていません)。"},
+	"return_url_missing":            {TypeInvalidRequest, 400, false, "return_url is required with 3-D Secure: the card holder's browser comes back there after authenticating. Nothing was charged.", "3Dセキュアを利用する場合はreturn_url(認証後にブラウザが戻るURL)が必須です(請求はされていません)。"},
 
 	// card and issuer outcomes
 	"card_declined":         {TypeCard, 402, false, "The card was declined.", "このカードでは取引をする事ができません。"},
@@ -137,8 +150,13 @@ var catalog = map[string]entry{
 	"invalid_installments":  {TypeCard, 402, false, "The installment plan is not available for this card.", "指定された支払方法・分割回数はこのカードでご利用になれません。"},
 	"token_invalid":         {TypeCard, 402, false, "The card token is invalid or was already used.", "カードトークンが正しくないか、使用済みです。もう一度カード番号を入力してください。"},
 	"token_expired":         {TypeCard, 402, false, "The card token has expired.", "カードトークンの有効期限が切れています。もう一度カード番号を入力してください。"},
-	"authentication_failed": {TypeCard, 402, false, "3-D Secure authentication failed or is required.", "3Dセキュア認証に失敗しました。"},
+	"authentication_failed": {TypeCard, 402, false, "3-D Secure authentication failed; nothing was charged.", "3Dセキュア認証に失敗しました。もう一度、購入画面からやり直してください。"},
 	"issuer_unavailable":    {TypeCard, 402, true, "The card issuer could not be reached; try again later.", "カード会社との通信に失敗しました。しばらくしてから再度お試しください。"},
+
+	// EMV 3-D Secure 2 could not run for this card (GMO E21030001, E21030201, E21030202)
+	"authentication_setup_failed": {TypeCard, 402, false, "3-D Secure authentication could not be started for this card; nothing was charged. Start the payment again.", "3Dセキュア認証を開始できませんでした(請求はされていません)。もう一度、購入画面からやり直してください。"},
+	"card_not_enrolled":           {TypeCard, 402, false, "This card cannot do EMV 3-D Secure 2, which this payment requires; nothing was charged. Use another card.", "このカードは3Dセキュア(EMV 3-Dセキュア)に対応していないため、決済できませんでした。3Dセキュア認証に対応したカードをお使いください。"},
+	"authentication_unavailable":  {TypeCard, 402, false, "The card's issuer could not perform the EMV 3-D Secure 2 authentication this payment requires; nothing was charged. Use another card.", "カード会社で3Dセキュア認証を実施できなかったため、決済できませんでした。3Dセキュア認証に対応したカードをお使いください。"},
 
 	// idempotency
 	"payment_busy":           {TypeInvalidRequest, 409, true, "Another operation on this payment is in progress; nothing was sent. Retry shortly.", "この取引に対する別の操作を処理中です(送信はしていません)。少し待ってから再度お試しください。"},

@@ -1,8 +1,8 @@
 package normalize
 
 import (
+	"encoding/json"
 	"strconv"
-	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -54,6 +54,30 @@ type PhoneSave struct {
 	Default    bool   `json:"default,omitempty"`
 	CardName   string `json:"card_name,omitempty"`
 	HolderName string `json:"holder_name,omitempty"`
+	// CardPassword is GMO's カードパスワード (cardPass): set on a stored
+	// card, asked for when it pays (use save only). A secret: it is never
+	// written back out (MarshalJSON), so paynorm's note of the order, logs
+	// and answers never hold it.
+	CardPassword string `json:"card_password,omitempty"`
+	// UpdateType is GMO's 更新区分 (updateType) when card_seq updates a
+	// stored card: "all" (1, the default) or "keep_card_number" (2: every
+	// field but the card number).
+	UpdateType string `json:"update_type,omitempty"`
+}
+
+// Update types of a stored card (GMO 更新区分).
+const (
+	UpdateAll            = "all"
+	UpdateKeepCardNumber = "keep_card_number"
+)
+
+// MarshalJSON leaves the card password out: it is sent to the provider and
+// kept nowhere else.
+func (s PhoneSave) MarshalJSON() ([]byte, error) {
+	type plain PhoneSave
+	q := plain(s)
+	q.CardPassword = ""
+	return json.Marshal(q)
 }
 
 // CreatePhoneAuthorization is the body of POST /v1/phone_authorizations.
@@ -173,7 +197,20 @@ func (r *CreatePhoneAuthorization) Validate() *Error {
 }
 
 func (a *PhoneAuthorize) validate() []FieldError {
-	f := checkCapture("authorize.", &a.Capture, a.Amount, a.Tax, a.Shipping)
+	var f []FieldError
+	if a.Capture == CaptureSimpleAuth {
+		// SAUTH charges like an authorization: the same amount rules.
+		manual := CaptureManual
+		f = checkCapture("authorize.", &manual, a.Amount, a.Tax, a.Shipping)
+	} else {
+		f = checkCapture("authorize.", &a.Capture, a.Amount, a.Tax, a.Shipping)
+		for i := range f {
+			if f[i].Param == "authorize.capture" {
+				f[i].Message = "authorize.capture must be automatic, manual, verify or simple_authorization."
+				f[i].MessageJa = "captureにはautomatic、manual、verify、simple_authorizationのいずれかを指定してください。"
+			}
+		}
+	}
 	if a.Tax+a.Shipping > MaxAmount {
 		f = append(f, Field("authorize.tax", "invalid_amount", "tax plus shipping is at most 9999999 yen.", "税送料の合計は9,999,999円以内で指定してください。"))
 	}
@@ -184,21 +221,20 @@ func (a *PhoneAuthorize) validate() []FieldError {
 		f = append(f, Field("authorize.item_code", "parameter_invalid", "authorize.item_code is 7 digits.", "商品コードは7桁の数字で指定してください。"))
 	}
 	if in := a.Installments; in != nil {
-		tmp := CreatePayment{Installments: in}
-		for _, e := range tmp.validateInstallments() {
-			e.Param = "authorize." + e.Param
-			f = append(f, e)
+		if in.Plan == PlanBonusInstallments {
+			// Seed 001 1.01: "支払方法 ボーナス分割を削除".
+			f = append(f, Field("authorize.installments.plan", "parameter_invalid", "The IVR takes lump_sum, installments, bonus or revolving; bonus_installments was removed from its spec (1.01).", "IVR決済ではボーナス分割は利用できません(仕様書1.01で削除)。"))
+		} else {
+			tmp := CreatePayment{Installments: in}
+			for _, e := range tmp.validateInstallments() {
+				e.Param = "authorize." + e.Param
+				f = append(f, e)
+			}
 		}
 	}
-	for k, v := range a.Metadata {
-		if k != "client_field_1" && k != "client_field_2" && k != "client_field_3" {
-			f = append(f, Field("authorize.metadata."+k, "parameter_unknown", "metadata accepts client_field_1, client_field_2 and client_field_3.", "metadataにはclient_field_1〜3のみ指定できます。"))
-			continue
-		}
-		if utf8.RuneCountInString(v) > 100 || strings.ContainsAny(v, "^`{}~&<>\"\r\n") {
-			f = append(f, Field("authorize.metadata."+k, "parameter_invalid", "metadata values are at most 100 characters without ^ ` { } ~ & < > \" or line breaks.", "加盟店自由項目は100文字以内で、^ ` { } ~ & < > \" 改行は使用できません。"))
-		}
-	}
+	// The same 加盟店自由項目 rule as card payments: the IVR hands the
+	// values to GMO's card API.
+	f = append(f, CheckMetadata("authorize.", a.Metadata)...)
 	return f
 }
 
@@ -207,8 +243,8 @@ func (s *PhoneSave) validate(use string) []FieldError {
 	if s.CustomerID != "" && !validMemberID(s.CustomerID) {
 		f = append(f, Field("save.customer_id", "parameter_invalid", "save.customer_id may contain only A-Z, a-z, 0-9, '-', '_', '.', '@' and at most 60 characters.", "会員IDは60文字以内の半角英数字と記号(-_.@)で指定してください。"))
 	}
-	if utf8.RuneCountInString(s.CustomerName) > 256 || strings.ContainsAny(s.CustomerName, "^`{}~&<>\"\r\n") {
-		f = append(f, Field("save.customer_name", "parameter_invalid", "save.customer_name is at most 256 characters without ^ ` { } ~ & < > \" or line breaks.", "会員名は256文字以内で、^ ` { } ~ & < > \" 改行は使用できません。"))
+	if e := CheckMemberName("save.customer_name", s.CustomerName); e != nil {
+		f = append(f, *e)
 	}
 	if s.CardSeq != nil {
 		switch {
@@ -220,8 +256,30 @@ func (s *PhoneSave) validate(use string) []FieldError {
 			f = append(f, Field("save.card_seq", "parameter_invalid", "save.card_seq must be between 0 and 9999.", "カード登録連番は0から9999の数字で指定してください。"))
 		}
 	}
-	if s.CardName != "" && (use != PhoneUseSave || len(s.CardName) > 10) {
-		f = append(f, Field("save.card_name", "parameter_invalid", "save.card_name is at most 10 bytes and only used with use save.", "カード会社略称は10バイト以内で、カード登録の場合のみ指定できます。"))
+	if s.CardName != "" {
+		if use != PhoneUseSave {
+			f = append(f, Field("save.card_name", "parameter_invalid", "save.card_name is only used with use save.", "カード会社略称はカード登録の場合のみ指定できます。"))
+		} else if e := CheckCardName("save.card_name", s.CardName); e != nil {
+			f = append(f, *e)
+		}
+	}
+	if p := s.CardPassword; p != "" {
+		// Seed 001: cardPass 半角英数字 1-20, not used with 利用区分 2.
+		switch {
+		case use != PhoneUseSave:
+			f = append(f, Field("save.card_password", "parameter_invalid", "save.card_password is only used with use save (GMO ignores it when the card is kept after a payment).", "カードパスワードはカード登録の場合のみ指定できます。"))
+		case len(p) > 20 || !alnum(p):
+			f = append(f, Field("save.card_password", "parameter_invalid", "save.card_password is 1 to 20 letters and digits.", "カードパスワードは20文字以内の半角英数字で指定してください。"))
+		}
+	}
+	switch s.UpdateType {
+	case "":
+	case UpdateAll, UpdateKeepCardNumber:
+		if use != PhoneUseSave || s.CardSeq == nil {
+			f = append(f, Field("save.update_type", "parameter_invalid", "save.update_type only applies when save.card_seq updates a stored card (use save).", "更新区分はカード登録連番を指定したカード更新の場合のみ指定できます。"))
+		}
+	default:
+		f = append(f, Field("save.update_type", "parameter_invalid", "save.update_type must be all or keep_card_number.", "更新区分にはallまたはkeep_card_numberを指定してください。"))
 	}
 	if h := s.HolderName; h != "" && (len(h) > 50 || !holderChars(h)) {
 		f = append(f, Field("save.holder_name", "parameter_invalid", "save.holder_name is at most 50 characters of A-Z, a-z, 0-9, space and , - . /", "名義人は50文字以内の半角英数字・空白・記号(, - . /)で指定してください。"))

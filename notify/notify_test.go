@@ -191,3 +191,97 @@ func TestPendingEventsSurviveReopeningABoltStore(t *testing.T) {
 	defer second.Stop()
 	waitFor(t, "delivery after reopening", func() bool { return len(rc.ids()) == 1 && rc.ids()[0] == "evt_bolt" })
 }
+
+// A poison event (its receiver hangs on it) is tried MaxAttempts times and
+// then moved to the dead-letter list, and it never holds up the events
+// behind it: they are delivered while it hangs.
+func TestPoisonEventIsDeadLetteredAndNeverBlocksOthers(t *testing.T) {
+	var good atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get(HeaderID) == "evt_poison" {
+			time.Sleep(700 * time.Millisecond) // past the client timeout
+			return
+		}
+		good.Add(1)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+	st := store.NewMemory()
+	var dead atomic.Int64
+	n := New(Config{URL: srv.URL, Secret: secret, Store: st, Client: &http.Client{Timeout: 300 * time.Millisecond},
+		MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond, Poll: 5 * time.Millisecond, MaxAttempts: 3,
+		OnDeadLetter: func(*store.Event) { dead.Add(1) }})
+	ctx := context.Background()
+	if err := n.Enqueue(ctx, &store.Event{ID: "evt_poison", Type: "payment.captured", Body: []byte(`{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	n.Start()
+	defer n.Stop()
+	start := time.Now()
+	for i := 0; i < 5; i++ {
+		if err := n.Enqueue(ctx, &store.Event{ID: "evt_" + string(rune('a'+i)), Type: "payment.captured", Body: []byte(`{}`)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "the five good events", func() bool { return good.Load() == 5 })
+	took := time.Since(start)
+	if took > 250*time.Millisecond {
+		t.Fatalf("the good events took %v: they waited behind the poison event", took)
+	}
+	waitFor(t, "the poison event to be dead-lettered", func() bool { return dead.Load() == 1 })
+	if evs := pending(t, st); len(evs) != 0 {
+		t.Fatalf("outbox still holds %+v", evs)
+	}
+	dl, err := st.DeadEvents(ctx, 0)
+	if err != nil || len(dl) != 1 || dl[0].ID != "evt_poison" || dl[0].Attempts != 3 || dl[0].LastError == "" || dl[0].DeadAt.IsZero() {
+		t.Fatalf("dead letters %+v %v", dl, err)
+	}
+	t.Logf("5 good events delivered in %v while the poison one hung; poison dead-lettered after %d attempts, %v (%s)",
+		took.Round(time.Millisecond), dl[0].Attempts, time.Since(start).Round(time.Millisecond), dl[0].LastError)
+}
+
+// An event older than MaxAge is dead-lettered at its next failure.
+func TestOldEventIsDeadLetteredByAge(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(500) }))
+	defer srv.Close()
+	st := store.NewMemory()
+	n := New(Config{URL: srv.URL, Secret: secret, Store: st, MaxAge: time.Hour})
+	ctx := context.Background()
+	if err := n.Enqueue(ctx, &store.Event{ID: "evt_old", Type: "payment.captured", Body: []byte(`{}`), CreatedAt: time.Now().Add(-2 * time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if n.DeliverDue(ctx) != 0 {
+		t.Fatal("delivered")
+	}
+	if dl, _ := st.DeadEvents(ctx, 0); len(dl) != 1 || dl[0].Attempts != 1 || dl[0].LastError != "receiver answered HTTP 500" {
+		t.Fatalf("dead letters %+v", dl)
+	}
+}
+
+// A receiver that redirects does not get the signed body re-posted to the
+// Location: the 3xx is a failed delivery.
+func TestRedirectIsNotFollowed(t *testing.T) {
+	var elsewhere atomic.Int64
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { elsewhere.Add(1) }))
+	defer other.Close()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, other.URL+"/collect", http.StatusTemporaryRedirect)
+	}))
+	defer srv.Close()
+	st := store.NewMemory()
+	n := New(Config{URL: srv.URL, Secret: secret, Store: st, Client: &http.Client{}})
+	ctx := context.Background()
+	if err := n.Enqueue(ctx, &store.Event{ID: "evt_r", Type: "payment.captured", Body: []byte(`{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if n.DeliverDue(ctx) != 0 {
+		t.Fatal("a redirect counted as delivered")
+	}
+	evs := pending(t, st)
+	if len(evs) != 1 || evs[0].Attempts != 1 || evs[0].LastError != "receiver answered HTTP 307 (redirects are not followed)" {
+		t.Fatalf("outbox %+v", evs)
+	}
+	if elsewhere.Load() != 0 {
+		t.Fatal("the event was re-posted to the redirect target")
+	}
+}

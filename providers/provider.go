@@ -104,22 +104,25 @@ func CreateRecordKey(p Provider, orderID string) string {
 }
 
 // JobFor maps a unified capture mode onto the job code both GMO (JobCd) and
-// j-payment (jb) use for it: 仮売上 AUTH, 即時売上 CAPTURE, 有効性チェック CHECK.
+// j-payment (jb) use for it: 仮売上 AUTH, 即時売上 CAPTURE, 有効性チェック CHECK,
+// and GMO's 簡易オーソリ SAUTH (IVR only).
 func JobFor(capture string) string {
 	switch capture {
 	case normalize.CaptureManual:
 		return "AUTH"
 	case normalize.CaptureVerify:
 		return "CHECK"
+	case normalize.CaptureSimpleAuth:
+		return "SAUTH"
 	}
 	return "CAPTURE"
 }
 
-// StatusForJob is the unified status after a successful AUTH, CHECK or
-// CAPTURE job.
+// StatusForJob is the unified status after a successful AUTH, SAUTH, CHECK
+// or CAPTURE job.
 func StatusForJob(job string) string {
 	switch job {
-	case "AUTH":
+	case "AUTH", "SAUTH":
 		return normalize.StatusAuthorized
 	case "CHECK":
 		return normalize.StatusVerified

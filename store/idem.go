@@ -27,7 +27,8 @@ func (e *IdemEntry) Decide(fp string) (IdemState, *Response) {
 }
 
 // Unresolved reports whether a record still waits for an outcome: a create
-// not settled, or an operation in flight or unconfirmed.
+// not settled, a payment waiting for its card holder (3-D Secure, which
+// expires), or an operation in flight or unconfirmed.
 func (r *PaymentRecord) Unresolved() bool {
-	return r.Status == "pending" || r.Status == "unknown" || r.Lease != nil || r.Unconfirmed != ""
+	return r.Status == "pending" || r.Status == "unknown" || r.Status == "requires_action" || r.Lease != nil || r.Unconfirmed != ""
 }

@@ -14,6 +14,8 @@ type Memory struct {
 	idem     map[string]*idemEntry
 	payments map[string]*PaymentRecord
 	events   map[string]*Event
+	dead     map[string]*Event
+	fpKey    []byte
 }
 
 type idemEntry struct {
@@ -25,7 +27,8 @@ type idemEntry struct {
 
 // NewMemory builds an empty memory store.
 func NewMemory() *Memory {
-	return &Memory{idem: map[string]*idemEntry{}, payments: map[string]*PaymentRecord{}, events: map[string]*Event{}}
+	return &Memory{idem: map[string]*idemEntry{}, payments: map[string]*PaymentRecord{}, events: map[string]*Event{},
+		dead: map[string]*Event{}, fpKey: NewFingerprintKey()}
 }
 
 var _ Store = (*Memory)(nil)
@@ -168,6 +171,38 @@ func (m *Memory) DeleteEvent(_ context.Context, id string) error {
 	delete(m.events, id)
 	return nil
 }
+
+// BuryEvent implements Store.
+func (m *Memory) BuryEvent(_ context.Context, ev *Event) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.events, ev.ID)
+	c := *ev
+	m.dead[ev.ID] = &c
+	return nil
+}
+
+// DeadEvents implements Store.
+func (m *Memory) DeadEvents(_ context.Context, limit int) ([]*Event, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]*Event, 0, len(m.dead))
+	for _, e := range m.dead {
+		c := *e
+		out = append(out, &c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].DeadAt.Before(out[j].DeadAt) })
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
+}
+
+// FingerprintKey implements Store.
+func (m *Memory) FingerprintKey() []byte { return m.fpKey }
+
+// Probe implements Store: memory always takes writes.
+func (m *Memory) Probe(context.Context) error { return nil }
 
 // Close implements Store.
 func (m *Memory) Close() error { return nil }

@@ -94,6 +94,12 @@ type Event struct {
 	Attempts  int       `json:"attempts"`
 	NextTry   time.Time `json:"next_try"`
 	CreatedAt time.Time `json:"created_at"`
+	// LastError is why the last delivery failed (a status or a transport
+	// error, never a secret).
+	LastError string `json:"last_error,omitempty"`
+	// DeadAt is when delivery was given up and the event moved to the
+	// dead-letter list (zero while it is in the outbox).
+	DeadAt time.Time `json:"dead_at,omitzero"`
 }
 
 // Store is implemented by every backend. All methods are safe for
@@ -129,6 +135,21 @@ type Store interface {
 	UpdateEvent(ctx context.Context, ev *Event) error
 	// DeleteEvent removes a delivered event.
 	DeleteEvent(ctx context.Context, id string) error
+	// BuryEvent moves an event the notifier gave up on from the outbox to
+	// the dead-letter list, in one atomic step.
+	BuryEvent(ctx context.Context, ev *Event) error
+	// DeadEvents lists the dead-letter list, oldest first.
+	DeadEvents(ctx context.Context, limit int) ([]*Event, error)
+
+	// FingerprintKey is the store's own random key (32 bytes) for
+	// idempotency fingerprints, created when the store is first opened and
+	// kept in it, so every instance sharing the store computes the same
+	// fingerprints while a fingerprint read from the store alone reveals
+	// nothing about the request it came from.
+	FingerprintKey() []byte
+	// Probe writes a health key and reads it back: it fails when the store
+	// cannot take writes now (a full disk, a lost connection).
+	Probe(ctx context.Context) error
 
 	Close() error
 }

@@ -70,16 +70,19 @@ func (e CreatePaymentCapture) Valid() bool {
 
 // Defines values for CreatePaymentInstallmentsPlan.
 const (
-	CreatePaymentInstallmentsPlanBonus        CreatePaymentInstallmentsPlan = "bonus"
-	CreatePaymentInstallmentsPlanInstallments CreatePaymentInstallmentsPlan = "installments"
-	CreatePaymentInstallmentsPlanLumpSum      CreatePaymentInstallmentsPlan = "lump_sum"
-	CreatePaymentInstallmentsPlanRevolving    CreatePaymentInstallmentsPlan = "revolving"
+	CreatePaymentInstallmentsPlanBonus             CreatePaymentInstallmentsPlan = "bonus"
+	CreatePaymentInstallmentsPlanBonusInstallments CreatePaymentInstallmentsPlan = "bonus_installments"
+	CreatePaymentInstallmentsPlanInstallments      CreatePaymentInstallmentsPlan = "installments"
+	CreatePaymentInstallmentsPlanLumpSum           CreatePaymentInstallmentsPlan = "lump_sum"
+	CreatePaymentInstallmentsPlanRevolving         CreatePaymentInstallmentsPlan = "revolving"
 )
 
 // Valid indicates whether the value is a known member of the CreatePaymentInstallmentsPlan enum.
 func (e CreatePaymentInstallmentsPlan) Valid() bool {
 	switch e {
 	case CreatePaymentInstallmentsPlanBonus:
+		return true
+	case CreatePaymentInstallmentsPlanBonusInstallments:
 		return true
 	case CreatePaymentInstallmentsPlanInstallments:
 		return true
@@ -92,11 +95,33 @@ func (e CreatePaymentInstallmentsPlan) Valid() bool {
 	}
 }
 
+// Defines values for CreatePaymentThreeDSecure.
+const (
+	Attempt  CreatePaymentThreeDSecure = "attempt"
+	Off      CreatePaymentThreeDSecure = "off"
+	Required CreatePaymentThreeDSecure = "required"
+)
+
+// Valid indicates whether the value is a known member of the CreatePaymentThreeDSecure enum.
+func (e CreatePaymentThreeDSecure) Valid() bool {
+	switch e {
+	case Attempt:
+		return true
+	case Off:
+		return true
+	case Required:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for CreatePhoneAuthorizationAuthorizeCapture.
 const (
-	CreatePhoneAuthorizationAuthorizeCaptureAutomatic CreatePhoneAuthorizationAuthorizeCapture = "automatic"
-	CreatePhoneAuthorizationAuthorizeCaptureManual    CreatePhoneAuthorizationAuthorizeCapture = "manual"
-	CreatePhoneAuthorizationAuthorizeCaptureVerify    CreatePhoneAuthorizationAuthorizeCapture = "verify"
+	CreatePhoneAuthorizationAuthorizeCaptureAutomatic           CreatePhoneAuthorizationAuthorizeCapture = "automatic"
+	CreatePhoneAuthorizationAuthorizeCaptureManual              CreatePhoneAuthorizationAuthorizeCapture = "manual"
+	CreatePhoneAuthorizationAuthorizeCaptureSimpleAuthorization CreatePhoneAuthorizationAuthorizeCapture = "simple_authorization"
+	CreatePhoneAuthorizationAuthorizeCaptureVerify              CreatePhoneAuthorizationAuthorizeCapture = "verify"
 )
 
 // Valid indicates whether the value is a known member of the CreatePhoneAuthorizationAuthorizeCapture enum.
@@ -105,6 +130,8 @@ func (e CreatePhoneAuthorizationAuthorizeCapture) Valid() bool {
 	case CreatePhoneAuthorizationAuthorizeCaptureAutomatic:
 		return true
 	case CreatePhoneAuthorizationAuthorizeCaptureManual:
+		return true
+	case CreatePhoneAuthorizationAuthorizeCaptureSimpleAuthorization:
 		return true
 	case CreatePhoneAuthorizationAuthorizeCaptureVerify:
 		return true
@@ -175,73 +202,90 @@ func (e CustomerObject) Valid() bool {
 
 // Defines values for ErrorCode.
 const (
-	ErrorCodeAlreadyCaptured       ErrorCode = "already_captured"
-	ErrorCodeAlreadyProcessed      ErrorCode = "already_processed"
-	ErrorCodeAmountMismatch        ErrorCode = "amount_mismatch"
-	ErrorCodeAuthenticationFailed  ErrorCode = "authentication_failed"
-	ErrorCodeAuthorizationExpired  ErrorCode = "authorization_expired"
-	ErrorCodeBodyTooLarge          ErrorCode = "body_too_large"
-	ErrorCodeCardDeclined          ErrorCode = "card_declined"
-	ErrorCodeCardNotSupported      ErrorCode = "card_not_supported"
-	ErrorCodeCircuitOpen           ErrorCode = "circuit_open"
-	ErrorCodeCustomerExists        ErrorCode = "customer_exists"
-	ErrorCodeEgressIpNotAllowed    ErrorCode = "egress_ip_not_allowed"
-	ErrorCodeExceedsLimit          ErrorCode = "exceeds_limit"
-	ErrorCodeExpiredCard           ErrorCode = "expired_card"
-	ErrorCodeIdempotencyKeyInUse   ErrorCode = "idempotency_key_in_use"
-	ErrorCodeIdempotencyKeyReused  ErrorCode = "idempotency_key_reused"
-	ErrorCodeIncorrectCvc          ErrorCode = "incorrect_cvc"
-	ErrorCodeIncorrectNumber       ErrorCode = "incorrect_number"
-	ErrorCodeIncorrectPin          ErrorCode = "incorrect_pin"
-	ErrorCodeInsufficientFunds     ErrorCode = "insufficient_funds"
-	ErrorCodeInvalidAmount         ErrorCode = "invalid_amount"
-	ErrorCodeInvalidEncoding       ErrorCode = "invalid_encoding"
-	ErrorCodeInvalidInstallments   ErrorCode = "invalid_installments"
-	ErrorCodeInvalidJson           ErrorCode = "invalid_json"
-	ErrorCodeInvalidOrderId        ErrorCode = "invalid_order_id"
-	ErrorCodeInvalidResponse       ErrorCode = "invalid_response"
-	ErrorCodeInvalidState          ErrorCode = "invalid_state"
-	ErrorCodeIssuerUnavailable     ErrorCode = "issuer_unavailable"
-	ErrorCodeMethodNotAllowed      ErrorCode = "method_not_allowed"
-	ErrorCodeNotCancelable         ErrorCode = "not_cancelable"
-	ErrorCodeNotCapturable         ErrorCode = "not_capturable"
-	ErrorCodeOrderIdExists         ErrorCode = "order_id_exists"
-	ErrorCodeParameterInvalid      ErrorCode = "parameter_invalid"
-	ErrorCodeParameterMissing      ErrorCode = "parameter_missing"
-	ErrorCodeParameterUnknown      ErrorCode = "parameter_unknown"
-	ErrorCodePaymentBusy           ErrorCode = "payment_busy"
-	ErrorCodeProcessingError       ErrorCode = "processing_error"
-	ErrorCodeProcessingInProgress  ErrorCode = "processing_in_progress"
-	ErrorCodeProviderMaintenance   ErrorCode = "provider_maintenance"
-	ErrorCodeProviderMisconfigured ErrorCode = "provider_misconfigured"
-	ErrorCodeProviderTimeout       ErrorCode = "provider_timeout"
-	ErrorCodeProviderUnavailable   ErrorCode = "provider_unavailable"
-	ErrorCodeRateLimited           ErrorCode = "rate_limited"
-	ErrorCodeRefundWindowPassed    ErrorCode = "refund_window_passed"
-	ErrorCodeResourceMissing       ErrorCode = "resource_missing"
-	ErrorCodeRouteNotFound         ErrorCode = "route_not_found"
-	ErrorCodeSourceNotAllowed      ErrorCode = "source_not_allowed"
-	ErrorCodeStoreUnavailable      ErrorCode = "store_unavailable"
-	ErrorCodeTokenExpired          ErrorCode = "token_expired"
-	ErrorCodeTokenInvalid          ErrorCode = "token_invalid"
-	ErrorCodeUnknownProvider       ErrorCode = "unknown_provider"
-	ErrorCodeUnsupported           ErrorCode = "unsupported"
+	ErrorCodeAccountNotPermitted    ErrorCode = "account_not_permitted"
+	ErrorCodeAlreadyCaptured        ErrorCode = "already_captured"
+	ErrorCodeAlreadyProcessed       ErrorCode = "already_processed"
+	ErrorCodeAmountMismatch         ErrorCode = "amount_mismatch"
+	ErrorCodeApiKeyInvalid          ErrorCode = "api_key_invalid"
+	ErrorCodeApiKeyMissing          ErrorCode = "api_key_missing"
+	ErrorCodeAuthenticationFailed   ErrorCode = "authentication_failed"
+	ErrorCodeAuthenticationRequired ErrorCode = "authentication_required"
+	ErrorCodeAuthorizationExpired   ErrorCode = "authorization_expired"
+	ErrorCodeBodyTooLarge           ErrorCode = "body_too_large"
+	ErrorCodeCardDataNotAllowed     ErrorCode = "card_data_not_allowed"
+	ErrorCodeCardDeclined           ErrorCode = "card_declined"
+	ErrorCodeCardNotSupported       ErrorCode = "card_not_supported"
+	ErrorCodeCircuitOpen            ErrorCode = "circuit_open"
+	ErrorCodeCustomerExists         ErrorCode = "customer_exists"
+	ErrorCodeEgressIpNotAllowed     ErrorCode = "egress_ip_not_allowed"
+	ErrorCodeExceedsLimit           ErrorCode = "exceeds_limit"
+	ErrorCodeExpiredCard            ErrorCode = "expired_card"
+	ErrorCodeIdempotencyKeyInUse    ErrorCode = "idempotency_key_in_use"
+	ErrorCodeIdempotencyKeyReused   ErrorCode = "idempotency_key_reused"
+	ErrorCodeIncorrectCvc           ErrorCode = "incorrect_cvc"
+	ErrorCodeIncorrectNumber        ErrorCode = "incorrect_number"
+	ErrorCodeIncorrectPin           ErrorCode = "incorrect_pin"
+	ErrorCodeInsufficientFunds      ErrorCode = "insufficient_funds"
+	ErrorCodeInvalidAmount          ErrorCode = "invalid_amount"
+	ErrorCodeInvalidEncoding        ErrorCode = "invalid_encoding"
+	ErrorCodeInvalidInstallments    ErrorCode = "invalid_installments"
+	ErrorCodeInvalidJson            ErrorCode = "invalid_json"
+	ErrorCodeInvalidOrderId         ErrorCode = "invalid_order_id"
+	ErrorCodeInvalidResponse        ErrorCode = "invalid_response"
+	ErrorCodeInvalidState           ErrorCode = "invalid_state"
+	ErrorCodeIssuerUnavailable      ErrorCode = "issuer_unavailable"
+	ErrorCodeMethodNotAllowed       ErrorCode = "method_not_allowed"
+	ErrorCodeNotCancelable          ErrorCode = "not_cancelable"
+	ErrorCodeNotCapturable          ErrorCode = "not_capturable"
+	ErrorCodeOrderIdExists          ErrorCode = "order_id_exists"
+	ErrorCodeParameterDuplicate     ErrorCode = "parameter_duplicate"
+	ErrorCodeParameterInvalid       ErrorCode = "parameter_invalid"
+	ErrorCodeParameterMissing       ErrorCode = "parameter_missing"
+	ErrorCodeParameterUnknown       ErrorCode = "parameter_unknown"
+	ErrorCodePaymentBusy            ErrorCode = "payment_busy"
+	ErrorCodeProcessingError        ErrorCode = "processing_error"
+	ErrorCodeProcessingInProgress   ErrorCode = "processing_in_progress"
+	ErrorCodeProviderMaintenance    ErrorCode = "provider_maintenance"
+	ErrorCodeProviderMisconfigured  ErrorCode = "provider_misconfigured"
+	ErrorCodeProviderTimeout        ErrorCode = "provider_timeout"
+	ErrorCodeProviderUnavailable    ErrorCode = "provider_unavailable"
+	ErrorCodeRateLimited            ErrorCode = "rate_limited"
+	ErrorCodeRefundWindowPassed     ErrorCode = "refund_window_passed"
+	ErrorCodeRequestTimeout         ErrorCode = "request_timeout"
+	ErrorCodeResourceMissing        ErrorCode = "resource_missing"
+	ErrorCodeRouteNotFound          ErrorCode = "route_not_found"
+	ErrorCodeSourceNotAllowed       ErrorCode = "source_not_allowed"
+	ErrorCodeStoreUnavailable       ErrorCode = "store_unavailable"
+	ErrorCodeTokenExpired           ErrorCode = "token_expired"
+	ErrorCodeTokenInvalid           ErrorCode = "token_invalid"
+	ErrorCodeUnknownProvider        ErrorCode = "unknown_provider"
+	ErrorCodeUnsupported            ErrorCode = "unsupported"
 )
 
 // Valid indicates whether the value is a known member of the ErrorCode enum.
 func (e ErrorCode) Valid() bool {
 	switch e {
+	case ErrorCodeAccountNotPermitted:
+		return true
 	case ErrorCodeAlreadyCaptured:
 		return true
 	case ErrorCodeAlreadyProcessed:
 		return true
 	case ErrorCodeAmountMismatch:
 		return true
+	case ErrorCodeApiKeyInvalid:
+		return true
+	case ErrorCodeApiKeyMissing:
+		return true
 	case ErrorCodeAuthenticationFailed:
+		return true
+	case ErrorCodeAuthenticationRequired:
 		return true
 	case ErrorCodeAuthorizationExpired:
 		return true
 	case ErrorCodeBodyTooLarge:
+		return true
+	case ErrorCodeCardDataNotAllowed:
 		return true
 	case ErrorCodeCardDeclined:
 		return true
@@ -293,6 +337,8 @@ func (e ErrorCode) Valid() bool {
 		return true
 	case ErrorCodeOrderIdExists:
 		return true
+	case ErrorCodeParameterDuplicate:
+		return true
 	case ErrorCodeParameterInvalid:
 		return true
 	case ErrorCodeParameterMissing:
@@ -316,6 +362,8 @@ func (e ErrorCode) Valid() bool {
 	case ErrorCodeRateLimited:
 		return true
 	case ErrorCodeRefundWindowPassed:
+		return true
+	case ErrorCodeRequestTimeout:
 		return true
 	case ErrorCodeResourceMissing:
 		return true
@@ -371,11 +419,75 @@ func (e ErrorType) Valid() bool {
 	}
 }
 
+// Defines values for HealthProvidersBreaker.
+const (
+	Closed   HealthProvidersBreaker = "closed"
+	HalfOpen HealthProvidersBreaker = "half-open"
+	Open     HealthProvidersBreaker = "open"
+)
+
+// Valid indicates whether the value is a known member of the HealthProvidersBreaker enum.
+func (e HealthProvidersBreaker) Valid() bool {
+	switch e {
+	case Closed:
+		return true
+	case HalfOpen:
+		return true
+	case Open:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for HealthStatus.
+const (
+	Degraded    HealthStatus = "degraded"
+	Ok          HealthStatus = "ok"
+	Unavailable HealthStatus = "unavailable"
+)
+
+// Valid indicates whether the value is a known member of the HealthStatus enum.
+func (e HealthStatus) Valid() bool {
+	switch e {
+	case Degraded:
+		return true
+	case Ok:
+		return true
+	case Unavailable:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for HealthStore.
+const (
+	Bolt   HealthStore = "bolt"
+	Memory HealthStore = "memory"
+	Redis  HealthStore = "redis"
+)
+
+// Valid indicates whether the value is a known member of the HealthStore enum.
+func (e HealthStore) Valid() bool {
+	switch e {
+	case Bolt:
+		return true
+	case Memory:
+		return true
+	case Redis:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for PaymentCapture.
 const (
-	PaymentCaptureAutomatic PaymentCapture = "automatic"
-	PaymentCaptureManual    PaymentCapture = "manual"
-	PaymentCaptureVerify    PaymentCapture = "verify"
+	PaymentCaptureAutomatic           PaymentCapture = "automatic"
+	PaymentCaptureManual              PaymentCapture = "manual"
+	PaymentCaptureSimpleAuthorization PaymentCapture = "simple_authorization"
+	PaymentCaptureVerify              PaymentCapture = "verify"
 )
 
 // Valid indicates whether the value is a known member of the PaymentCapture enum.
@@ -385,7 +497,24 @@ func (e PaymentCapture) Valid() bool {
 		return true
 	case PaymentCaptureManual:
 		return true
+	case PaymentCaptureSimpleAuthorization:
+		return true
 	case PaymentCaptureVerify:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for PaymentNextActionType.
+const (
+	RedirectToUrl PaymentNextActionType = "redirect_to_url"
+)
+
+// Valid indicates whether the value is a known member of the PaymentNextActionType enum.
+func (e PaymentNextActionType) Valid() bool {
+	switch e {
+	case RedirectToUrl:
 		return true
 	default:
 		return false
@@ -409,14 +538,15 @@ func (e PaymentObject) Valid() bool {
 
 // Defines values for PaymentStatus.
 const (
-	Authorized PaymentStatus = "authorized"
-	Captured   PaymentStatus = "captured"
-	Failed     PaymentStatus = "failed"
-	Pending    PaymentStatus = "pending"
-	Refunded   PaymentStatus = "refunded"
-	Unknown    PaymentStatus = "unknown"
-	Verified   PaymentStatus = "verified"
-	Voided     PaymentStatus = "voided"
+	Authorized     PaymentStatus = "authorized"
+	Captured       PaymentStatus = "captured"
+	Failed         PaymentStatus = "failed"
+	Pending        PaymentStatus = "pending"
+	Refunded       PaymentStatus = "refunded"
+	RequiresAction PaymentStatus = "requires_action"
+	Unknown        PaymentStatus = "unknown"
+	Verified       PaymentStatus = "verified"
+	Voided         PaymentStatus = "voided"
 )
 
 // Valid indicates whether the value is a known member of the PaymentStatus enum.
@@ -431,6 +561,8 @@ func (e PaymentStatus) Valid() bool {
 	case Pending:
 		return true
 	case Refunded:
+		return true
+	case RequiresAction:
 		return true
 	case Unknown:
 		return true
@@ -530,66 +662,6 @@ const (
 func (e ListCards200JSONResponseBodyObject) Valid() bool {
 	switch e {
 	case List:
-		return true
-	default:
-		return false
-	}
-}
-
-// Defines values for Health200JSONResponseBodyProvidersBreaker.
-const (
-	Closed   Health200JSONResponseBodyProvidersBreaker = "closed"
-	HalfOpen Health200JSONResponseBodyProvidersBreaker = "half-open"
-	Open     Health200JSONResponseBodyProvidersBreaker = "open"
-)
-
-// Valid indicates whether the value is a known member of the Health200JSONResponseBodyProvidersBreaker enum.
-func (e Health200JSONResponseBodyProvidersBreaker) Valid() bool {
-	switch e {
-	case Closed:
-		return true
-	case HalfOpen:
-		return true
-	case Open:
-		return true
-	default:
-		return false
-	}
-}
-
-// Defines values for Health200JSONResponseBodyStatus.
-const (
-	Degraded Health200JSONResponseBodyStatus = "degraded"
-	Ok       Health200JSONResponseBodyStatus = "ok"
-)
-
-// Valid indicates whether the value is a known member of the Health200JSONResponseBodyStatus enum.
-func (e Health200JSONResponseBodyStatus) Valid() bool {
-	switch e {
-	case Degraded:
-		return true
-	case Ok:
-		return true
-	default:
-		return false
-	}
-}
-
-// Defines values for Health200JSONResponseBodyStore.
-const (
-	Bolt   Health200JSONResponseBodyStore = "bolt"
-	Memory Health200JSONResponseBodyStore = "memory"
-	Redis  Health200JSONResponseBodyStore = "redis"
-)
-
-// Valid indicates whether the value is a known member of the Health200JSONResponseBodyStore enum.
-func (e Health200JSONResponseBodyStore) Valid() bool {
-	switch e {
-	case Bolt:
-		return true
-	case Memory:
-		return true
-	case Redis:
 		return true
 	default:
 		return false
@@ -704,8 +776,9 @@ func (e JpaymentKickbackTokenPostParamsRst) Valid() bool {
 	}
 }
 
-// AddCard token or payment_id; holder_name is required with a token.
+// AddCard token or payment_id; holder_name, expiry_month and expiry_year are required with a token (seed 003).
 type AddCard struct {
+	// CardName at most 10 Shift_JIS bytes
 	CardName    *string `json:"card_name,omitempty"`
 	Default     *bool   `json:"default,omitempty"`
 	ExpiryMonth *string `json:"expiry_month,omitempty"`
@@ -749,8 +822,10 @@ type CreatePayment struct {
 		Phone *string `json:"phone,omitempty"`
 	} `json:"customer,omitempty"`
 	Installments *struct {
-		Count *int                           `json:"count,omitempty"`
-		Plan  *CreatePaymentInstallmentsPlan `json:"plan,omitempty"`
+		Count *int `json:"count,omitempty"`
+
+		// Plan GMO Method 1, 2, 3 (bonus), 4 (bonus_installments, with count), 5 (revolving)
+		Plan *CreatePaymentInstallmentsPlan `json:"plan,omitempty"`
 	} `json:"installments,omitempty"`
 	Metadata *struct {
 		ClientField1 *string `json:"client_field_1,omitempty"`
@@ -771,21 +846,40 @@ type CreatePayment struct {
 
 	// Provider configured account name; optional with one account or a default_provider
 	Provider *string `json:"provider,omitempty"`
-	Shipping *int    `json:"shipping,omitempty"`
-	Tax      *int    `json:"tax,omitempty"`
+
+	// ReturnUrl The app's page the card holder's browser returns to after authenticating (https; http only for
+	// localhost). Required for GMO unless three_d_secure is off or capture is verify. When the browser
+	// comes back, call POST /v1/payments/{id}/complete.
+	ReturnUrl *string `json:"return_url,omitempty"`
+	Shipping  *int    `json:"shipping,omitempty"`
+	Tax       *int    `json:"tax,omitempty"`
+
+	// ThreeDSecure EMV 3-D Secure (GMO). required: authenticate, fail when the issuer cannot (Tds2Type 2); attempt:
+	// authenticate where possible, else a plain authorization (Tds2Type 3); off: none. Default: the
+	// account's three_d_secure (required for GMO). j-payment runs 3-D Secure in the browser before
+	// the token exists and ignores it.
+	ThreeDSecure *CreatePaymentThreeDSecure `json:"three_d_secure,omitempty"`
 }
 
 // CreatePaymentCapture defines model for CreatePayment.Capture.
 type CreatePaymentCapture string
 
-// CreatePaymentInstallmentsPlan defines model for CreatePayment.Installments.Plan.
+// CreatePaymentInstallmentsPlan GMO Method 1, 2, 3 (bonus), 4 (bonus_installments, with count), 5 (revolving)
 type CreatePaymentInstallmentsPlan string
+
+// CreatePaymentThreeDSecure EMV 3-D Secure (GMO). required: authenticate, fail when the issuer cannot (Tds2Type 2); attempt:
+// authenticate where possible, else a plain authorization (Tds2Type 3); off: none. Default: the
+// account's three_d_secure (required for GMO). j-payment runs 3-D Secure in the browser before
+// the token exists and ignores it.
+type CreatePaymentThreeDSecure string
 
 // CreatePhoneAuthorization defines model for CreatePhoneAuthorization.
 type CreatePhoneAuthorization struct {
 	// Authorize required for authorize and authorize_and_save
 	Authorize *struct {
-		Amount       *int                                      `json:"amount,omitempty"`
+		Amount *int `json:"amount,omitempty"`
+
+		// Capture simple_authorization is GMO's SAUTH (簡易オーソリ)
 		Capture      *CreatePhoneAuthorizationAuthorizeCapture `json:"capture,omitempty"`
 		Installments *struct {
 			Count *int                                               `json:"count,omitempty"`
@@ -811,6 +905,9 @@ type CreatePhoneAuthorization struct {
 	Save *struct {
 		CardName *string `json:"card_name,omitempty"`
 
+		// CardPassword GMO cardPass (save only); never stored or answered
+		CardPassword *string `json:"card_password,omitempty"`
+
 		// CardSeq update this card (save only)
 		CardSeq *int `json:"card_seq,omitempty"`
 
@@ -819,12 +916,15 @@ type CreatePhoneAuthorization struct {
 		CustomerName *string `json:"customer_name,omitempty"`
 		Default      *bool   `json:"default,omitempty"`
 		HolderName   *string `json:"holder_name,omitempty"`
+
+		// UpdateType GMO updateType when card_seq updates a card (save only)
+		UpdateType *string `json:"update_type,omitempty"`
 	} `json:"save,omitempty"`
 	Use    CreatePhoneAuthorizationUse `json:"use"`
 	UserId *string                     `json:"user_id,omitempty"`
 }
 
-// CreatePhoneAuthorizationAuthorizeCapture defines model for CreatePhoneAuthorization.Authorize.Capture.
+// CreatePhoneAuthorizationAuthorizeCapture simple_authorization is GMO's SAUTH (簡易オーソリ)
 type CreatePhoneAuthorizationAuthorizeCapture string
 
 // CreatePhoneAuthorizationAuthorizeInstallmentsPlan defines model for CreatePhoneAuthorization.Authorize.Installments.Plan.
@@ -881,6 +981,32 @@ type ErrorBody struct {
 	Error Error `json:"error"`
 }
 
+// Health defines model for Health.
+type Health struct {
+	// Providers the accounts (the client's own, with a key); absent in the status-only answer
+	Providers *[]struct {
+		Breaker *HealthProvidersBreaker `json:"breaker,omitempty"`
+		Name    *string                 `json:"name,omitempty"`
+		Type    *string                 `json:"type,omitempty"`
+	} `json:"providers,omitempty"`
+	Status HealthStatus `json:"status"`
+
+	// Store the idempotency and payment record backend
+	Store *HealthStore `json:"store,omitempty"`
+
+	// StoreOk the store probe passed (a health key written and read back within 2 s)
+	StoreOk *bool `json:"store_ok,omitempty"`
+}
+
+// HealthProvidersBreaker defines model for Health.Providers.Breaker.
+type HealthProvidersBreaker string
+
+// HealthStatus defines model for Health.Status.
+type HealthStatus string
+
+// HealthStore the idempotency and payment record backend
+type HealthStore string
+
 // Payment defines model for Payment.
 type Payment struct {
 	Amount       int             `json:"amount"`
@@ -894,7 +1020,13 @@ type Payment struct {
 		Count *int    `json:"count,omitempty"`
 		Plan  *string `json:"plan,omitempty"`
 	} `json:"installments,omitempty"`
-	Metadata      *map[string]string     `json:"metadata,omitempty"`
+	Metadata *map[string]string `json:"metadata,omitempty"`
+
+	// NextAction set while status is requires_action; send the card holder's browser to url
+	NextAction *struct {
+		Type PaymentNextActionType `json:"type"`
+		Url  string                `json:"url"`
+	} `json:"next_action,omitempty"`
 	Object        PaymentObject          `json:"object"`
 	OrderId       string                 `json:"order_id"`
 	Provider      string                 `json:"provider"`
@@ -909,6 +1041,9 @@ type Payment struct {
 
 // PaymentCapture defines model for Payment.Capture.
 type PaymentCapture string
+
+// PaymentNextActionType defines model for Payment.NextAction.Type.
+type PaymentNextActionType string
 
 // PaymentObject defines model for Payment.Object.
 type PaymentObject string
@@ -1081,15 +1216,6 @@ type GmoPassthroughJSONBody_AdditionalProperties struct {
 	union json.RawMessage
 }
 
-// Health200JSONResponseBodyProvidersBreaker defines parameters for Health.
-type Health200JSONResponseBodyProvidersBreaker string
-
-// Health200JSONResponseBodyStatus defines parameters for Health.
-type Health200JSONResponseBodyStatus string
-
-// Health200JSONResponseBodyStore defines parameters for Health.
-type Health200JSONResponseBodyStore string
-
 // CreatePaymentParams defines parameters for CreatePayment.
 type CreatePaymentParams struct {
 	// IdempotencyKey Same key and same request replay the first answer (any status, 5xx included) for 24 h, with the header Idempotent-Replayed: true. While the first request runs: 409 idempotency_key_in_use. With a different request: 422 idempotency_key_reused. Keys are scoped per provider account; requests are compared over method, route, payment id and the JSON body with key order and whitespace normalized. Answers that never reached a provider (validation, paynorm's rate limiter, an open breaker) release the key. On create without order_id, the GMO order id is derived from the key, so even a retry after a lost claim cannot charge twice. 1-255 printable ASCII characters.
@@ -1106,6 +1232,9 @@ type CancelPaymentParams struct {
 type CapturePaymentJSONBody struct {
 	// Amount must equal the authorized amount when given
 	Amount *int `json:"amount,omitempty"`
+
+	// Metadata j-payment only: sent with SALES as free data (same rule as on create)
+	Metadata *map[string]string `json:"metadata,omitempty"`
 }
 
 // CapturePaymentParams defines parameters for CapturePayment.
@@ -1114,11 +1243,26 @@ type CapturePaymentParams struct {
 	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
+// CompletePaymentParams defines parameters for CompletePayment.
+type CompletePaymentParams struct {
+	// IdempotencyKey Same key and same request replay the first answer (any status, 5xx included) for 24 h, with the header Idempotent-Replayed: true. While the first request runs: 409 idempotency_key_in_use. With a different request: 422 idempotency_key_reused. Keys are scoped per provider account; requests are compared over method, route, payment id and the JSON body with key order and whitespace normalized. Answers that never reached a provider (validation, paynorm's rate limiter, an open breaker) release the key. On create without order_id, the GMO order id is derived from the key, so even a retry after a lost claim cannot charge twice. 1-255 printable ASCII characters.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // ReauthorizePaymentJSONBody defines parameters for ReauthorizePayment.
 type ReauthorizePaymentJSONBody struct {
-	Amount   int  `json:"amount"`
-	Shipping *int `json:"shipping,omitempty"`
-	Tax      *int `json:"tax,omitempty"`
+	Amount int `json:"amount"`
+
+	// Customer j-payment only: em/pn of re_auth.aspx
+	Customer *struct {
+		Email *string `json:"email,omitempty"`
+		Phone *string `json:"phone,omitempty"`
+	} `json:"customer,omitempty"`
+
+	// Metadata j-payment only: free data of re_auth.aspx
+	Metadata *map[string]string `json:"metadata,omitempty"`
+	Shipping *int               `json:"shipping,omitempty"`
+	Tax      *int               `json:"tax,omitempty"`
 }
 
 // ReauthorizePaymentParams defines parameters for ReauthorizePayment.
@@ -1146,6 +1290,19 @@ type GetPhoneAuthorizationParams struct {
 
 	// Items include the free items
 	Items *bool `form:"items,omitempty" json:"items,omitempty"`
+}
+
+// GmoNotificationFormdataBody defines parameters for GmoNotification.
+type GmoNotificationFormdataBody struct {
+	AccessID *string `form:"AccessID,omitempty" json:"AccessID,omitempty"`
+	Amount   *string `form:"Amount,omitempty" json:"Amount,omitempty"`
+	ErrCode  *string `form:"ErrCode,omitempty" json:"ErrCode,omitempty"`
+	ErrInfo  *string `form:"ErrInfo,omitempty" json:"ErrInfo,omitempty"`
+	JobCd    *string `form:"JobCd,omitempty" json:"JobCd,omitempty"`
+	OrderID  string  `form:"OrderID" json:"OrderID"`
+	ShopID   string  `form:"ShopID" json:"ShopID"`
+	Status   *string `form:"Status,omitempty" json:"Status,omitempty"`
+	Tax      *string `form:"Tax,omitempty" json:"Tax,omitempty"`
 }
 
 // JpaymentKickbackGetParams defines parameters for JpaymentKickbackGet.
@@ -1304,6 +1461,9 @@ type ReauthorizePaymentJSONRequestBody ReauthorizePaymentJSONBody
 
 // CreatePhoneAuthorizationJSONRequestBody defines body for CreatePhoneAuthorization for application/json ContentType.
 type CreatePhoneAuthorizationJSONRequestBody = CreatePhoneAuthorization
+
+// GmoNotificationFormdataRequestBody defines body for GmoNotification for application/x-www-form-urlencoded ContentType.
+type GmoNotificationFormdataRequestBody GmoNotificationFormdataBody
 
 // AsGmoPassthroughJSONBody0 returns the union data inside the GmoPassthroughJSONBody_AdditionalProperties as a GmoPassthroughJSONBody0
 func (t GmoPassthroughJSONBody_AdditionalProperties) AsGmoPassthroughJSONBody0() (GmoPassthroughJSONBody0, error) {
@@ -1523,7 +1683,15 @@ type ClientInterface interface {
 	// Corresponds with POST /v1/gmo/{api} (the `GmoPassthrough` operationId).
 	GmoPassthrough(ctx context.Context, api string, params *GmoPassthroughParams, body GmoPassthroughJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// Health Accounts, breaker states and store
+	// Health Accounts, breaker states and a real store probe
+	//
+	// Every call probes the store for real: a health key is written and read back within 2 s (bolt:
+	// through its fsync'd commit; redis: SET and GET). `ok` (200): the store takes writes and every
+	// breaker is closed. `degraded` (200): an account's breaker is open or half-open; the process
+	// serves, `providers` says which account. `unavailable` (503): the store probe failed, so every
+	// payment would answer 503 `store_unavailable`; a container health check (`paynorm health`)
+	// fails. With `client` keys configured, a call without `Authorization` gets the status alone
+	// (for probes); with a valid key, the details of that client's accounts; with a wrong key, 401.
 	//
 	// Corresponds with GET /v1/health (the `Health` operationId).
 	Health(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -1565,6 +1733,17 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /v1/payments/{id}/capture (the `CapturePayment` operationId).
 	CapturePayment(ctx context.Context, id PaymentID, params *CapturePaymentParams, body CapturePaymentJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CompletePayment Finish a 3-D Secure payment after the card holder's browser came back to return_url
+	//
+	// Runs GMO SecureTran2 once (money moves here: write-ahead record, serialized with the other
+	// operations on the payment, never retried blindly; an unknown outcome is read back). Answers the
+	// payment authorized or captured, or 402 authentication_failed / a decline. Only a payment in
+	// requires_action can be completed (else 409 invalid_state). A payment left in requires_action
+	// expires to voided, uncharged, after the account's action_expiry (default 30m).
+	//
+	// Corresponds with POST /v1/payments/{id}/complete (the `CompletePayment` operationId).
+	CompletePayment(ctx context.Context, id PaymentID, params *CompletePaymentParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ReauthorizePaymentWithBody Change the amount of an authorization or capture (partial refund included)
 	//
@@ -1608,6 +1787,34 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /v1/phone_authorizations/{receipt_no} (the `GetPhoneAuthorization` operationId).
 	GetPhoneAuthorization(ctx context.Context, receiptNo string, params *GetPhoneAuthorizationParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GmoNotificationWithBody Receive GMO's result notification (結果通知プログラム)
+	//
+	// Register this URL, with the secret gmo_notify_token as last segment, as the shop's 結果通知プログラムURL.
+	// A notification carries no signature, so it is a claim: it must come on the secret path (wrong token:
+	// 404) and from gmo_notify_allow, name a configured shop, and it changes nothing by itself: paynorm
+	// reads the payment back with SearchTrade and records what GMO says, for payments paynorm made only.
+	// The body "0" is answered once that is durable; anything else makes GMO send it again (about hourly,
+	// up to 5 times).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/webhooks/gmo/{token} (the `GmoNotification` operationId).
+	GmoNotificationWithBody(ctx context.Context, token string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GmoNotificationWithFormdataBody Receive GMO's result notification (結果通知プログラム)
+	//
+	// Register this URL, with the secret gmo_notify_token as last segment, as the shop's 結果通知プログラムURL.
+	// A notification carries no signature, so it is a claim: it must come on the secret path (wrong token:
+	// 404) and from gmo_notify_allow, name a configured shop, and it changes nothing by itself: paynorm
+	// reads the payment back with SearchTrade and records what GMO says, for payments paynorm made only.
+	// The body "0" is answered once that is durable; anything else makes GMO send it again (about hourly,
+	// up to 5 times).
+	//
+	// Takes a body of the `application/x-www-form-urlencoded` content type.
+	//
+	// Corresponds with POST /v1/webhooks/gmo/{token} (the `GmoNotification` operationId).
+	GmoNotificationWithFormdataBody(ctx context.Context, token string, body GmoNotificationFormdataRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// JpaymentKickbackGet Receive a j-payment kickback (rt=0 notification, URL parameters)
 	//
@@ -1824,7 +2031,15 @@ func (c *Client) GmoPassthrough(ctx context.Context, api string, params *GmoPass
 	return c.Client.Do(req)
 }
 
-// Health Accounts, breaker states and store
+// Health Accounts, breaker states and a real store probe
+//
+// Every call probes the store for real: a health key is written and read back within 2 s (bolt:
+// through its fsync'd commit; redis: SET and GET). `ok` (200): the store takes writes and every
+// breaker is closed. `degraded` (200): an account's breaker is open or half-open; the process
+// serves, `providers` says which account. `unavailable` (503): the store probe failed, so every
+// payment would answer 503 `store_unavailable`; a container health check (`paynorm health`)
+// fails. With `client` keys configured, a call without `Authorization` gets the status alone
+// (for probes); with a valid key, the details of that client's accounts; with a wrong key, 401.
 //
 // Corresponds with GET /v1/health (the `Health` operationId).
 func (c *Client) Health(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1937,6 +2152,27 @@ func (c *Client) CapturePayment(ctx context.Context, id PaymentID, params *Captu
 	return c.Client.Do(req)
 }
 
+// CompletePayment Finish a 3-D Secure payment after the card holder's browser came back to return_url
+//
+// Runs GMO SecureTran2 once (money moves here: write-ahead record, serialized with the other
+// operations on the payment, never retried blindly; an unknown outcome is read back). Answers the
+// payment authorized or captured, or 402 authentication_failed / a decline. Only a payment in
+// requires_action can be completed (else 409 invalid_state). A payment left in requires_action
+// expires to voided, uncharged, after the account's action_expiry (default 30m).
+//
+// Corresponds with POST /v1/payments/{id}/complete (the `CompletePayment` operationId).
+func (c *Client) CompletePayment(ctx context.Context, id PaymentID, params *CompletePaymentParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCompletePaymentRequest(c.Server, id, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // ReauthorizePaymentWithBody Change the amount of an authorization or capture (partial refund included)
 //
 // Takes any type of body and a specified content type.
@@ -2020,6 +2256,54 @@ func (c *Client) CreatePhoneAuthorization(ctx context.Context, params *CreatePho
 // Corresponds with GET /v1/phone_authorizations/{receipt_no} (the `GetPhoneAuthorization` operationId).
 func (c *Client) GetPhoneAuthorization(ctx context.Context, receiptNo string, params *GetPhoneAuthorizationParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetPhoneAuthorizationRequest(c.Server, receiptNo, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GmoNotificationWithBody Receive GMO's result notification (結果通知プログラム)
+//
+// Register this URL, with the secret gmo_notify_token as last segment, as the shop's 結果通知プログラムURL.
+// A notification carries no signature, so it is a claim: it must come on the secret path (wrong token:
+// 404) and from gmo_notify_allow, name a configured shop, and it changes nothing by itself: paynorm
+// reads the payment back with SearchTrade and records what GMO says, for payments paynorm made only.
+// The body "0" is answered once that is durable; anything else makes GMO send it again (about hourly,
+// up to 5 times).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/webhooks/gmo/{token} (the `GmoNotification` operationId).
+func (c *Client) GmoNotificationWithBody(ctx context.Context, token string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGmoNotificationRequestWithBody(c.Server, token, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GmoNotificationWithFormdataBody Receive GMO's result notification (結果通知プログラム)
+//
+// Register this URL, with the secret gmo_notify_token as last segment, as the shop's 結果通知プログラムURL.
+// A notification carries no signature, so it is a claim: it must come on the secret path (wrong token:
+// 404) and from gmo_notify_allow, name a configured shop, and it changes nothing by itself: paynorm
+// reads the payment back with SearchTrade and records what GMO says, for payments paynorm made only.
+// The body "0" is answered once that is durable; anything else makes GMO send it again (about hourly,
+// up to 5 times).
+//
+// Takes a body of the `application/x-www-form-urlencoded` content type.
+//
+// Corresponds with POST /v1/webhooks/gmo/{token} (the `GmoNotification` operationId).
+func (c *Client) GmoNotificationWithFormdataBody(ctx context.Context, token string, body GmoNotificationFormdataRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGmoNotificationRequestWithFormdataBody(c.Server, token, body)
 	if err != nil {
 		return nil, err
 	}
@@ -2840,6 +3124,55 @@ func NewCapturePaymentRequestWithBody(server string, id PaymentID, params *Captu
 	return req, nil
 }
 
+// NewCompletePaymentRequest constructs an http.Request for the CompletePayment method
+func NewCompletePaymentRequest(server string, id PaymentID, params *CompletePaymentParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/payments/%s/complete", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
 // NewReauthorizePaymentRequest calls the generic ReauthorizePayment builder with application/json body
 func NewReauthorizePaymentRequest(server string, id PaymentID, params *ReauthorizePaymentParams, body ReauthorizePaymentJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -3065,6 +3398,53 @@ func NewGetPhoneAuthorizationRequest(server string, receiptNo string, params *Ge
 	if err != nil {
 		return nil, err
 	}
+
+	return req, nil
+}
+
+// NewGmoNotificationRequestWithFormdataBody calls the generic GmoNotification builder with application/x-www-form-urlencoded body
+func NewGmoNotificationRequestWithFormdataBody(server string, token string, body GmoNotificationFormdataRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	bodyStr, err := runtime.MarshalForm(body, nil)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = strings.NewReader(bodyStr.Encode())
+	return NewGmoNotificationRequestWithBody(server, token, "application/x-www-form-urlencoded", bodyReader)
+}
+
+// NewGmoNotificationRequestWithBody constructs an http.Request for the GmoNotification method, with any body, and a specified content type
+func NewGmoNotificationRequestWithBody(server string, token string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "token", token, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/webhooks/gmo/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
 
 	return req, nil
 }
@@ -3929,7 +4309,15 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /v1/gmo/{api} (the `GmoPassthrough` operationId).
 	GmoPassthroughWithResponse(ctx context.Context, api string, params *GmoPassthroughParams, body GmoPassthroughJSONRequestBody, reqEditors ...RequestEditorFn) (*GmoPassthroughResponse, error)
 
-	// HealthWithResponse Accounts, breaker states and store
+	// HealthWithResponse Accounts, breaker states and a real store probe
+	//
+	// Every call probes the store for real: a health key is written and read back within 2 s (bolt:
+	// through its fsync'd commit; redis: SET and GET). `ok` (200): the store takes writes and every
+	// breaker is closed. `degraded` (200): an account's breaker is open or half-open; the process
+	// serves, `providers` says which account. `unavailable` (503): the store probe failed, so every
+	// payment would answer 503 `store_unavailable`; a container health check (`paynorm health`)
+	// fails. With `client` keys configured, a call without `Authorization` gets the status alone
+	// (for probes); with a valid key, the details of that client's accounts; with a wrong key, 401.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -3978,6 +4366,19 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /v1/payments/{id}/capture (the `CapturePayment` operationId).
 	CapturePaymentWithResponse(ctx context.Context, id PaymentID, params *CapturePaymentParams, body CapturePaymentJSONRequestBody, reqEditors ...RequestEditorFn) (*CapturePaymentResponse, error)
 
+	// CompletePaymentWithResponse Finish a 3-D Secure payment after the card holder's browser came back to return_url
+	//
+	// Runs GMO SecureTran2 once (money moves here: write-ahead record, serialized with the other
+	// operations on the payment, never retried blindly; an unknown outcome is read back). Answers the
+	// payment authorized or captured, or 402 authentication_failed / a decline. Only a payment in
+	// requires_action can be completed (else 409 invalid_state). A payment left in requires_action
+	// expires to voided, uncharged, after the account's action_expiry (default 30m).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/payments/{id}/complete (the `CompletePayment` operationId).
+	CompletePaymentWithResponse(ctx context.Context, id PaymentID, params *CompletePaymentParams, reqEditors ...RequestEditorFn) (*CompletePaymentResponse, error)
+
 	// ReauthorizePaymentWithBodyWithResponse Change the amount of an authorization or capture (partial refund included)
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
@@ -4022,6 +4423,34 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /v1/phone_authorizations/{receipt_no} (the `GetPhoneAuthorization` operationId).
 	GetPhoneAuthorizationWithResponse(ctx context.Context, receiptNo string, params *GetPhoneAuthorizationParams, reqEditors ...RequestEditorFn) (*GetPhoneAuthorizationResponse, error)
+
+	// GmoNotificationWithBodyWithResponse Receive GMO's result notification (結果通知プログラム)
+	//
+	// Register this URL, with the secret gmo_notify_token as last segment, as the shop's 結果通知プログラムURL.
+	// A notification carries no signature, so it is a claim: it must come on the secret path (wrong token:
+	// 404) and from gmo_notify_allow, name a configured shop, and it changes nothing by itself: paynorm
+	// reads the payment back with SearchTrade and records what GMO says, for payments paynorm made only.
+	// The body "0" is answered once that is durable; anything else makes GMO send it again (about hourly,
+	// up to 5 times).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/webhooks/gmo/{token} (the `GmoNotification` operationId).
+	GmoNotificationWithBodyWithResponse(ctx context.Context, token string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*GmoNotificationResponse, error)
+
+	// GmoNotificationWithFormdataBodyWithResponse Receive GMO's result notification (結果通知プログラム)
+	//
+	// Register this URL, with the secret gmo_notify_token as last segment, as the shop's 結果通知プログラムURL.
+	// A notification carries no signature, so it is a claim: it must come on the secret path (wrong token:
+	// 404) and from gmo_notify_allow, name a configured shop, and it changes nothing by itself: paynorm
+	// reads the payment back with SearchTrade and records what GMO says, for payments paynorm made only.
+	// The body "0" is answered once that is durable; anything else makes GMO send it again (about hourly,
+	// up to 5 times).
+	//
+	// Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/webhooks/gmo/{token} (the `GmoNotification` operationId).
+	GmoNotificationWithFormdataBodyWithResponse(ctx context.Context, token string, body GmoNotificationFormdataRequestBody, reqEditors ...RequestEditorFn) (*GmoNotificationResponse, error)
 
 	// JpaymentKickbackGetWithResponse Receive a j-payment kickback (rt=0 notification, URL parameters)
 	//
@@ -4479,36 +4908,39 @@ func (r GmoPassthroughResponse) ContentType() string {
 	return ""
 }
 
+// HealthResponseDefaultHeaders the declared response headers of an HTTP default response for Health
+type HealthResponseDefaultHeaders struct {
+	IdempotentReplayed *string
+	RetryAfter         *int
+	XRequestId         *string
+}
+
 type HealthResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
-	JSON200 *struct {
-		Providers *[]struct {
-			Breaker *Health200JSONResponseBodyProvidersBreaker `json:"breaker,omitempty"`
-			Name    *string                                    `json:"name,omitempty"`
-			Type    *string                                    `json:"type,omitempty"`
-		} `json:"providers,omitempty"`
-		Status *Health200JSONResponseBodyStatus `json:"status,omitempty"`
-
-		// Store the idempotency and payment record backend
-		Store *Health200JSONResponseBodyStore `json:"store,omitempty"`
-	}
+	JSON200 *Health
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Health
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *ErrorResponse
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *HealthResponseDefaultHeaders
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
-func (r HealthResponse) GetJSON200() *struct {
-	Providers *[]struct {
-		Breaker *Health200JSONResponseBodyProvidersBreaker `json:"breaker,omitempty"`
-		Name    *string                                    `json:"name,omitempty"`
-		Type    *string                                    `json:"type,omitempty"`
-	} `json:"providers,omitempty"`
-	Status *Health200JSONResponseBodyStatus `json:"status,omitempty"`
-
-	// Store the idempotency and payment record backend
-	Store *Health200JSONResponseBodyStore `json:"store,omitempty"`
-} {
+func (r HealthResponse) GetJSON200() *Health {
 	return r.JSON200
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r HealthResponse) GetJSON503() *Health {
+	return r.JSON503
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r HealthResponse) GetJSONDefault() *ErrorResponse {
+	return r.JSONDefault
 }
 
 // GetBody returns the raw response body bytes
@@ -4821,6 +5253,71 @@ func (r CapturePaymentResponse) ContentType() string {
 	return ""
 }
 
+// CompletePaymentResponse200Headers the declared response headers of an HTTP 200 response for CompletePayment
+type CompletePaymentResponse200Headers struct {
+	IdempotentReplayed *string
+	XRequestId         *string
+}
+
+// CompletePaymentResponseDefaultHeaders the declared response headers of an HTTP default response for CompletePayment
+type CompletePaymentResponseDefaultHeaders struct {
+	IdempotentReplayed *string
+	RetryAfter         *int
+	XRequestId         *string
+}
+
+type CompletePaymentResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Payment
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *ErrorResponse
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *CompletePaymentResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *CompletePaymentResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r CompletePaymentResponse) GetJSON200() *Payment {
+	return r.JSON200
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r CompletePaymentResponse) GetJSONDefault() *ErrorResponse {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r CompletePaymentResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CompletePaymentResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CompletePaymentResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CompletePaymentResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // ReauthorizePaymentResponse200Headers the declared response headers of an HTTP 200 response for ReauthorizePayment
 type ReauthorizePaymentResponse200Headers struct {
 	IdempotentReplayed *string
@@ -5001,6 +5498,95 @@ func (r GetPhoneAuthorizationResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetPhoneAuthorizationResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GmoNotificationResponse200Headers the declared response headers of an HTTP 200 response for GmoNotification
+type GmoNotificationResponse200Headers struct {
+	XRequestId *string
+}
+
+// GmoNotificationResponse400Headers the declared response headers of an HTTP 400 response for GmoNotification
+type GmoNotificationResponse400Headers struct {
+	IdempotentReplayed *string
+	RetryAfter         *int
+	XRequestId         *string
+}
+
+// GmoNotificationResponse403Headers the declared response headers of an HTTP 403 response for GmoNotification
+type GmoNotificationResponse403Headers struct {
+	IdempotentReplayed *string
+	RetryAfter         *int
+	XRequestId         *string
+}
+
+// GmoNotificationResponse404Headers the declared response headers of an HTTP 404 response for GmoNotification
+type GmoNotificationResponse404Headers struct {
+	IdempotentReplayed *string
+	RetryAfter         *int
+	XRequestId         *string
+}
+
+type GmoNotificationResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *ErrorResponse
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *ErrorResponse
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *ErrorResponse
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GmoNotificationResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *GmoNotificationResponse400Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *GmoNotificationResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *GmoNotificationResponse404Headers
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r GmoNotificationResponse) GetJSON400() *ErrorResponse {
+	return r.JSON400
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r GmoNotificationResponse) GetJSON403() *ErrorResponse {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r GmoNotificationResponse) GetJSON404() *ErrorResponse {
+	return r.JSON404
+}
+
+// GetBody returns the raw response body bytes
+func (r GmoNotificationResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GmoNotificationResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GmoNotificationResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GmoNotificationResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -5449,7 +6035,15 @@ func (c *ClientWithResponses) GmoPassthroughWithResponse(ctx context.Context, ap
 	return ParseGmoPassthroughResponse(rsp)
 }
 
-// HealthWithResponse Accounts, breaker states and store
+// HealthWithResponse Accounts, breaker states and a real store probe
+//
+// Every call probes the store for real: a health key is written and read back within 2 s (bolt:
+// through its fsync'd commit; redis: SET and GET). `ok` (200): the store takes writes and every
+// breaker is closed. `degraded` (200): an account's breaker is open or half-open; the process
+// serves, `providers` says which account. `unavailable` (503): the store probe failed, so every
+// payment would answer 503 `store_unavailable`; a container health check (`paynorm health`)
+// fails. With `client` keys configured, a call without `Authorization` gets the status alone
+// (for probes); with a valid key, the details of that client's accounts; with a wrong key, 401.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -5540,6 +6134,25 @@ func (c *ClientWithResponses) CapturePaymentWithResponse(ctx context.Context, id
 	return ParseCapturePaymentResponse(rsp)
 }
 
+// CompletePaymentWithResponse Finish a 3-D Secure payment after the card holder's browser came back to return_url
+//
+// Runs GMO SecureTran2 once (money moves here: write-ahead record, serialized with the other
+// operations on the payment, never retried blindly; an unknown outcome is read back). Answers the
+// payment authorized or captured, or 402 authentication_failed / a decline. Only a payment in
+// requires_action can be completed (else 409 invalid_state). A payment left in requires_action
+// expires to voided, uncharged, after the account's action_expiry (default 30m).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/payments/{id}/complete (the `CompletePayment` operationId).
+func (c *ClientWithResponses) CompletePaymentWithResponse(ctx context.Context, id PaymentID, params *CompletePaymentParams, reqEditors ...RequestEditorFn) (*CompletePaymentResponse, error) {
+	rsp, err := c.CompletePayment(ctx, id, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCompletePaymentResponse(rsp)
+}
+
 // ReauthorizePaymentWithBodyWithResponse Change the amount of an authorization or capture (partial refund included)
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
@@ -5613,6 +6226,46 @@ func (c *ClientWithResponses) GetPhoneAuthorizationWithResponse(ctx context.Cont
 		return nil, err
 	}
 	return ParseGetPhoneAuthorizationResponse(rsp)
+}
+
+// GmoNotificationWithBodyWithResponse Receive GMO's result notification (結果通知プログラム)
+//
+// Register this URL, with the secret gmo_notify_token as last segment, as the shop's 結果通知プログラムURL.
+// A notification carries no signature, so it is a claim: it must come on the secret path (wrong token:
+// 404) and from gmo_notify_allow, name a configured shop, and it changes nothing by itself: paynorm
+// reads the payment back with SearchTrade and records what GMO says, for payments paynorm made only.
+// The body "0" is answered once that is durable; anything else makes GMO send it again (about hourly,
+// up to 5 times).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/webhooks/gmo/{token} (the `GmoNotification` operationId).
+func (c *ClientWithResponses) GmoNotificationWithBodyWithResponse(ctx context.Context, token string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*GmoNotificationResponse, error) {
+	rsp, err := c.GmoNotificationWithBody(ctx, token, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGmoNotificationResponse(rsp)
+}
+
+// GmoNotificationWithFormdataBodyWithResponse Receive GMO's result notification (結果通知プログラム)
+//
+// Register this URL, with the secret gmo_notify_token as last segment, as the shop's 結果通知プログラムURL.
+// A notification carries no signature, so it is a claim: it must come on the secret path (wrong token:
+// 404) and from gmo_notify_allow, name a configured shop, and it changes nothing by itself: paynorm
+// reads the payment back with SearchTrade and records what GMO says, for payments paynorm made only.
+// The body "0" is answered once that is durable; anything else makes GMO send it again (about hourly,
+// up to 5 times).
+//
+// Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/webhooks/gmo/{token} (the `GmoNotification` operationId).
+func (c *ClientWithResponses) GmoNotificationWithFormdataBodyWithResponse(ctx context.Context, token string, body GmoNotificationFormdataRequestBody, reqEditors ...RequestEditorFn) (*GmoNotificationResponse, error) {
+	rsp, err := c.GmoNotificationWithFormdataBody(ctx, token, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGmoNotificationResponse(rsp)
 }
 
 // JpaymentKickbackGetWithResponse Receive a j-payment kickback (rt=0 notification, URL parameters)
@@ -6109,22 +6762,53 @@ func ParseHealthResponse(rsp *http.Response) (*HealthResponse, error) {
 
 	switch {
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
-		var dest struct {
-			Providers *[]struct {
-				Breaker *Health200JSONResponseBodyProvidersBreaker `json:"breaker,omitempty"`
-				Name    *string                                    `json:"name,omitempty"`
-				Type    *string                                    `json:"type,omitempty"`
-			} `json:"providers,omitempty"`
-			Status *Health200JSONResponseBodyStatus `json:"status,omitempty"`
-
-			// Store the idempotency and payment record backend
-			Store *Health200JSONResponseBodyStore `json:"store,omitempty"`
-		}
+		var dest Health
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
 		response.JSON200 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Health
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest ErrorResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	switch {
+	case true:
+		var headers HealthResponseDefaultHeaders
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -6459,6 +7143,83 @@ func ParseCapturePaymentResponse(rsp *http.Response) (*CapturePaymentResponse, e
 	return response, nil
 }
 
+// ParseCompletePaymentResponse parses an HTTP response from a CompletePaymentWithResponse call
+func ParseCompletePaymentResponse(rsp *http.Response) (*CompletePaymentResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CompletePaymentResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Payment
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest ErrorResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers CompletePaymentResponse200Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers CompletePaymentResponseDefaultHeaders
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
 // ParseReauthorizePaymentResponse parses an HTTP response from a ReauthorizePaymentWithResponse call
 func ParseReauthorizePaymentResponse(rsp *http.Response) (*ReauthorizePaymentResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -6658,6 +7419,131 @@ func ParseGetPhoneAuthorizationResponse(rsp *http.Response) (*GetPhoneAuthorizat
 			headers.XRequestId = &value
 		}
 		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGmoNotificationResponse parses an HTTP response from a GmoNotificationWithResponse call
+func ParseGmoNotificationResponse(rsp *http.Response) (*GmoNotificationResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GmoNotificationResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GmoNotificationResponse200Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers GmoNotificationResponse400Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 403:
+		var headers GmoNotificationResponse403Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers GmoNotificationResponse404Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers404 = &headers
 	}
 
 	return response, nil

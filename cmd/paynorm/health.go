@@ -24,9 +24,12 @@ func init() {
 		Short: "Exits 0 when paynorm's health endpoint answers 200 (container HEALTHCHECK)",
 		Long: `
 Calls paynorm's GET /v1/health (default http://127.0.0.1:8080/v1/health) and
-exits 0 on HTTP 200, 1 otherwise. A degraded account (open breaker) still
-answers 200: the process is alive and serving; the body says which account
-is degraded.`,
+exits 0 on HTTP 200, 1 otherwise. The health check writes and reads back a
+key in the store: a store that cannot take writes (a full disk, a lost Redis)
+answers 503 and fails the check, since every payment would fail too. A
+degraded account (open breaker) still answers 200: the process is alive and
+serving; the body says which account is degraded. No app key is needed: with
+client keys configured, the answer without one is the status alone.`,
 		Flags: fs,
 		Func:  healthCommand,
 	})

@@ -37,13 +37,13 @@ fi
 
 # 1. Create with an Idempotency-Key.
 key="sh-$(date +%s%N)"
-call POST /v1/payments '{"amount":1000,"tax":100,"capture":"manual","payment_method":{"token":"tok_visa"}}' "$key"
+call POST /v1/payments '{"amount":1000,"tax":100,"capture":"manual","payment_method":{"token":"tok_visa"},"return_url":"https://shop.example.jp/checkout/return"}' "$key"
 id=$(field id)
 [[ $status == 200 && $(field status) == authorized ]] || { echo "FAILED: create $status $(cat "$tmp/body")" >&2; exit 1; }
 echo "created $id: authorized"
 
 # 2. A decline, handled by its code (never by the message text).
-call POST /v1/payments '{"amount":500,"payment_method":{"token":"tok_insufficient_funds"}}' "sh-decline-$(date +%s%N)"
+call POST /v1/payments '{"amount":500,"payment_method":{"token":"tok_insufficient_funds"},"return_url":"https://shop.example.jp/checkout/return"}' "sh-decline-$(date +%s%N)"
 if [[ $status == 402 && $(field code) == insufficient_funds ]]; then
   echo "declined: insufficient_funds -> ask the customer for another card"
 else

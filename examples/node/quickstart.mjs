@@ -13,6 +13,9 @@ import { createHmac, randomUUID, timingSafeEqual } from "node:crypto";
 import { createServer } from "node:http";
 
 const BASE = process.env.PAYNORM_URL ?? "http://localhost:8080";
+// The app's page the card holder's browser returns to after 3-D Secure
+// (tok_visa is not enrolled on the sandbox, so no browser is needed here).
+const RETURN_URL = "https://shop.example.jp/checkout/return";
 
 // PaynormError carries the normalized error: branch on type and code, never on the message.
 class PaynormError extends Error {
@@ -81,7 +84,7 @@ async function main() {
   }
   const order = "JS-" + randomUUID().slice(0, 12);
   const key = randomUUID();
-  const req = { order_id: order, amount: 1000, tax: 100, capture: "manual", payment_method: { token: "tok_visa" } };
+  const req = { order_id: order, amount: 1000, tax: 100, capture: "manual", payment_method: { token: "tok_visa" }, return_url: RETURN_URL };
   const pay = await call("POST", "/v1/payments", req, key);
   console.log(`created ${pay.id}: ${pay.status}`);
   if (pay.status !== "authorized") throw new Error("not authorized");
@@ -89,7 +92,7 @@ async function main() {
 
   // 2. A decline, handled by its code.
   try {
-    await call("POST", "/v1/payments", { amount: 500, payment_method: { token: "tok_insufficient_funds" } }, randomUUID());
+    await call("POST", "/v1/payments", { amount: 500, payment_method: { token: "tok_insufficient_funds" }, return_url: RETURN_URL }, randomUUID());
     throw new Error("expected a decline");
   } catch (e) {
     if (!(e instanceof PaynormError) || e.type !== "card_error" || e.code !== "insufficient_funds") throw e;

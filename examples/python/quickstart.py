@@ -25,6 +25,9 @@ import urllib.request
 import uuid
 
 BASE = os.environ.get("PAYNORM_URL", "http://localhost:8080")
+# The app's page the card holder's browser returns to after 3-D Secure
+# (tok_visa is not enrolled on the sandbox, so no browser is needed here).
+RETURN_URL = "https://shop.example.jp/checkout/return"
 
 
 class PaynormError(Exception):
@@ -107,16 +110,16 @@ def main():
     order = "PY-" + uuid.uuid4().hex[:12]
     key = str(uuid.uuid4())
     pay = call("POST", "/v1/payments", {"order_id": order, "amount": 1000, "tax": 100, "capture": "manual",
-                                        "payment_method": {"token": "tok_visa"}}, key=key)
+                                        "payment_method": {"token": "tok_visa"}, "return_url": RETURN_URL}, key=key)
     print(f"created {pay['id']}: {pay['status']}")
     assert pay["status"] == "authorized", pay
     again = call("POST", "/v1/payments", {"order_id": order, "amount": 1000, "tax": 100, "capture": "manual",
-                                          "payment_method": {"token": "tok_visa"}}, key=key)
+                                          "payment_method": {"token": "tok_visa"}, "return_url": RETURN_URL}, key=key)
     assert again["id"] == pay["id"], "the same key must answer the same payment"
 
     # 2. A decline, handled by its code.
     try:
-        call("POST", "/v1/payments", {"amount": 500, "payment_method": {"token": "tok_insufficient_funds"}},
+        call("POST", "/v1/payments", {"amount": 500, "payment_method": {"token": "tok_insufficient_funds"}, "return_url": RETURN_URL},
              key=str(uuid.uuid4()))
         raise AssertionError("expected a decline")
     except PaynormError as e:

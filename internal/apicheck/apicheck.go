@@ -262,4 +262,3 @@ func (s *Spec) CommonCodes() []string {
 	sort.Strings(out)
 	return out
 }
-

@@ -56,15 +56,65 @@ type Build func(ctx context.Context) (*http.Request, error)
 // Fault error for an unusable one.
 type Decode func(status int, body []byte) (code string, err *normalize.Error)
 
-// Call runs one API call with the retry rules of its kind.
-func (c *Caller) Call(ctx context.Context, api string, kind Kind, build Build, decode Decode) *normalize.Error {
-	tries := 2 // a write is repeated only when it provably never left paynorm
+// DefaultReadTries is how often a read is tried when ReadTries is unset.
+const DefaultReadTries = 3
+
+// writeTries: a write is repeated only when it provably never left paynorm.
+const writeTries = 2
+
+// tries is how many attempts a call of kind may make.
+func tries(kind Kind, readTries int) int {
 	if kind == Read {
-		tries = c.ReadTries
-		if tries <= 0 {
-			tries = 3
+		if readTries <= 0 {
+			return DefaultReadTries
+		}
+		return readTries
+	}
+	return writeTries
+}
+
+// attemptSlack bounds the work of one attempt outside its timeout (building
+// the request, decoding the answer, the log line).
+const attemptSlack = 100 * time.Millisecond
+
+// backoff is the pause after the given failed attempt.
+func backoff(attempt int) time.Duration { return time.Duration(attempt) * 50 * time.Millisecond }
+
+// Budget is the longest a sequence of calls can take under Call's rules:
+// every attempt waits the full limiter wait (maxWait) and then runs to its
+// timeout, reads are tried DefaultReadTries times, writes twice (a write is
+// repeated only when nothing was sent, and a dial that fails still runs
+// within the attempt's timeout), with the pauses between attempts and
+// attemptSlack for the work around each attempt. Leases that must outlast
+// an operation are derived from it.
+func Budget(timeout, maxWait time.Duration, seq ...Kind) time.Duration {
+	var d time.Duration
+	for _, k := range seq {
+		n := tries(k, 0)
+		d += time.Duration(n) * (maxWait + timeout + attemptSlack)
+		for a := 1; a < n; a++ {
+			d += backoff(a)
 		}
 	}
+	return d
+}
+
+// Call runs one API call with the retry rules of its kind. The call belongs
+// to the operation in ctx (resilience.Operation), or is one of its own: the
+// account's breaker counts operations, and a call's outcome is reported
+// after its retries.
+func (c *Caller) Call(ctx context.Context, api string, kind Kind, build Build, decode Decode) *normalize.Error {
+	ctx, end := resilience.Operation(ctx)
+	defer end()
+	nerr := c.call(ctx, api, kind, build, decode)
+	if nerr != nil {
+		c.Guard.Report(ctx, nerr)
+	}
+	return nerr
+}
+
+func (c *Caller) call(ctx context.Context, api string, kind Kind, build Build, decode Decode) *normalize.Error {
+	tries := tries(kind, c.ReadTries)
 	for attempt := 1; ; attempt++ {
 		nerr, sent := c.once(ctx, api, attempt, build, decode)
 		if nerr == nil || !nerr.Fault {
@@ -78,10 +128,24 @@ func (c *Caller) Call(ctx context.Context, api string, kind Kind, build Build, d
 			return nerr
 		}
 		select {
-		case <-time.After(time.Duration(attempt) * 50 * time.Millisecond):
+		case <-time.After(backoff(attempt)):
 		case <-ctx.Done():
 		}
 	}
+}
+
+// noRedirects keeps a provider's 3xx as the answer. Following it would
+// send the request again (breaking "sent once") and hand its body, with
+// the shop password, card token or IVR password, to whatever origin the
+// Location names.
+func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+// client is the Caller's HTTP client with redirects refused, whatever the
+// provider client set.
+func (c *Caller) client() *http.Client {
+	cl := *c.Client
+	cl.CheckRedirect = noRedirects
+	return &cl
 }
 
 // once makes one guarded attempt; sent reports whether the request may have
@@ -101,7 +165,7 @@ func (c *Caller) once(ctx context.Context, api string, attempt int, build Build,
 		if err != nil {
 			return normalize.Newf("provider_misconfigured", "The %s endpoint URL is invalid.", c.Label)
 		}
-		resp, err := c.Client.Do(req)
+		resp, err := c.client().Do(req)
 		if err != nil {
 			return c.transportError(err, tracker.Wrote(), cctx)
 		}
@@ -116,6 +180,10 @@ func (c *Caller) once(ctx context.Context, api string, attempt int, build Build,
 		}
 		if int64(len(raw)) > limit {
 			return Unusable("%s's answer is larger than paynorm accepts.", c.Label)
+		}
+		if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+			info.Code = http.StatusText(resp.StatusCode)
+			return Unusable("%s answered a redirect (HTTP %d), which paynorm never follows; check the endpoint.", c.Label, resp.StatusCode)
 		}
 		code, derr := decode(resp.StatusCode, raw)
 		info.Code = code

@@ -117,3 +117,69 @@ func TestOversizedAnswerIsUnusable(t *testing.T) {
 		t.Fatalf("%+v", e)
 	}
 }
+
+// A provider endpoint that answers 307 must not get the request re-sent to
+// the Location: that would post the shop password (or a card token) to
+// another origin and send a write twice. The 3xx is an unusable answer.
+func TestRedirectIsNeverFollowed(t *testing.T) {
+	var elsewhere atomic.Int64
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { elsewhere.Add(1) }))
+	defer other.Close()
+	for _, code := range []int{301, 302, 307, 308} {
+		r := newRig(t, func(w http.ResponseWriter, _ int64) {
+			w.Header().Set("Location", other.URL+"/steal")
+			w.WriteHeader(code)
+		})
+		e := r.call(Write, okDecode)
+		if e == nil || !e.Fault || !e.Uncertain || e.Code != "invalid_response" || r.hits.Load() != 1 {
+			t.Fatalf("%d: err %+v hits %d", code, e, r.hits.Load())
+		}
+	}
+	if n := elsewhere.Load(); n != 0 {
+		t.Fatalf("the redirect target received %d requests", n)
+	}
+}
+
+// A read that fails twice and then answers is one successful operation:
+// the breaker sees no failure. A write that faults is one failed operation.
+func TestCallIsOneOperationForTheBreaker(t *testing.T) {
+	r := newRig(t, func(w http.ResponseWriter, n int64) {
+		if n < 3 {
+			w.WriteHeader(502)
+		}
+	})
+	r.c.Guard = resilience.New(resilience.Settings{Name: "acct", FailureThreshold: 1})
+	if e := r.call(Read, okDecode); e != nil {
+		t.Fatal(e)
+	}
+	if st := r.c.Guard.State(); st != "closed" {
+		t.Fatalf("a read that recovered within its retries opened the breaker: %s", st)
+	}
+	bad := newRig(t, func(w http.ResponseWriter, _ int64) { w.WriteHeader(503) })
+	bad.c.Guard = r.c.Guard
+	if e := bad.call(Write, okDecode); e == nil {
+		t.Fatal("want a fault")
+	}
+	if st := r.c.Guard.State(); st != "open" {
+		t.Fatalf("breaker %s after a failed operation with threshold 1", st)
+	}
+}
+
+// Budget is never shorter than what a call really takes when every
+// attempt runs to its timeout.
+func TestBudgetCoversTimedOutAttempts(t *testing.T) {
+	r := newRig(t, func(w http.ResponseWriter, _ int64) { time.Sleep(400 * time.Millisecond) })
+	for _, kind := range []Kind{Read, Write} {
+		start := time.Now()
+		if e := r.call(kind, okDecode); e == nil {
+			t.Fatal("want a timeout")
+		}
+		took := time.Since(start)
+		if b := Budget(r.c.Timeout, 0, kind); b < took {
+			t.Fatalf("kind %d took %v, budget %v", kind, took, b)
+		}
+	}
+	if got, want := Budget(30*time.Second, time.Second, Write, Read), 2*(31*time.Second+attemptSlack)+50*time.Millisecond+3*(31*time.Second+attemptSlack)+150*time.Millisecond; got != want {
+		t.Fatalf("Budget = %v, want %v", got, want)
+	}
+}

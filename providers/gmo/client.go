@@ -29,12 +29,29 @@ type Config struct {
 	SitePass string
 	// Timeout bounds each provider call.
 	Timeout time.Duration
+	// TenantName is the shop name the card holder's 3-D Secure page shows
+	// (EntryTran TdTenantName): sent EUC-JP encoded, then Base64, and GMO
+	// takes at most 25 bytes of that (18 ASCII characters or 9 kanji).
+	// Empty: GMO shows the name registered with the contract. Check it with
+	// Config.Check when the configuration loads.
+	TenantName string
+}
+
+// Check reports a configuration GMO would refuse on every 3-D Secure
+// payment (today: a tenant name that does not encode within 25 bytes).
+func (c Config) Check() error {
+	_, err := EncodeTenantName(c.TenantName)
+	return err
 }
 
 // Client makes guarded .idPass calls for one account.
 type Client struct {
 	cfg Config
 	x   *exchange.Caller
+	// tenant is TdTenantName on the wire; tenantErr says why TenantName
+	// cannot be sent (a 3-D Secure create is then refused before EntryTran).
+	tenant    string
+	tenantErr error
 }
 
 // NewClient builds a client. guard and observe may be shared across config
@@ -47,8 +64,10 @@ func NewClient(cfg Config, transport http.RoundTripper, guard *resilience.Guard,
 		cfg.Endpoint = ProductionEndpoint
 	}
 	cfg.Endpoint = strings.TrimRight(cfg.Endpoint, "/")
-	return &Client{cfg: cfg, x: &exchange.Caller{Account: cfg.Account, Kind: "gmo", Label: "GMO",
+	c := &Client{cfg: cfg, x: &exchange.Caller{Account: cfg.Account, Kind: "gmo", Label: "GMO",
 		Client: &http.Client{Transport: transport}, Guard: guard, Observe: observe, Timeout: cfg.Timeout, MaxBody: MaxResponse}}
+	c.tenant, c.tenantErr = EncodeTenantName(cfg.TenantName)
+	return c
 }
 
 // Kinds of GMO calls.

@@ -11,7 +11,28 @@ var exact = map[string]string{
 	"E01040010": "order_id_exists",
 	"E01060010": "amount_mismatch",
 	"E01110002": "resource_missing",
-	"E01110010": "resource_missing",
+	// 指定された取引は決済が完了していません: the trade exists but was never
+	// executed. A state refusal, not a 404; a follow-up names it in its own
+	// words (not_capturable, not_cancelable).
+	"E01110010": "invalid_state",
+	// 3D必須店舗にも関わらず3Dセキュア使用フラグがOFF: the contract requires
+	// 3-D Secure.
+	"E01080101": "authentication_required",
+	// 3-D Secure settings GMO refused before anything was charged:
+	// 3Dセキュア利用しない契約ですが、TdFlagが指定されています (the shop
+	// has no 3-D Secure contract), 3DS2.0非対応時取り扱いの書式が正しく
+	// ありません (Tds2Type), 戻りURLが指定されていません (RetUrl).
+	"E01080010": "three_d_secure_not_contracted",
+	"E01950008": "three_d_secure_invalid",
+	"E01E30001": "return_url_missing",
+	// EMV 3-D Secure 2 (GMO's 3DS2.0) outcomes, each its own code:
+	// 認証失敗(認証初期化), 認証失敗, 認証非対応 (the card cannot do
+	// 3DS2 and Tds2Type 2 demanded it), 認証必須 (3DS2 was required and
+	// could not be performed for the card).
+	"E21030001": "authentication_setup_failed",
+	"E21030007": "authentication_failed",
+	"E21030201": "card_not_enrolled",
+	"E21030202": "authentication_unavailable",
 	"E01240002": "resource_missing",
 	"E01390002": "resource_missing",
 	"E01390010": "customer_exists", // SaveMember: member already registered
@@ -20,13 +41,19 @@ var exact = map[string]string{
 	"E01420010": "authorization_expired",
 	"E01030061": "provider_misconfigured",
 	"E11010001": "already_processed",
-	"E11010002": "not_capturable",
+	// この取引は決済が終了していませんので、変更する事ができません: a state
+	// refusal whatever the operation (capture or cancel say it their way).
+	"E11010002": "invalid_state",
 	"E11010003": "invalid_state",
 	"E11010099": "card_not_supported",
 	"E11010999": "already_processed",
 	"E31500014": "processing_error",
 	"E41170002": "card_not_supported",
 	"E41170099": "incorrect_number",
+	// ご利用出来ないカードをご利用になったもしくはカード番号が誤っております:
+	// the payer is to use another card (the contract does not take this
+	// one); not a fault of paynorm's configuration.
+	"E61010002": "card_not_supported",
 	"E82010001": "rate_limited",
 	"E90010001": "processing_in_progress",
 	"E91020001": "provider_timeout",
@@ -51,6 +78,14 @@ var exact = map[string]string{
 	"42G650000": "incorrect_number",
 	"42G830000": "expired_card",
 	"42G910000": "issuer_unavailable",
+}
+
+// exactParams names the request field of an exact code where there is one.
+var exactParams = map[string]string{
+	"E01080101": "three_d_secure",
+	"E01080010": "three_d_secure",
+	"E01950008": "three_d_secure",
+	"E01E30001": "return_url",
 }
 
 // groups maps the first six characters of an E01 ErrInfo (the field it is
@@ -91,6 +126,8 @@ var groups = map[string]struct{ code, param string }{
 	"E01330": {"parameter_invalid", "metadata.client_field_2"},
 	"E01340": {"parameter_invalid", "metadata.client_field_3"},
 	"E01870": {"token_invalid", "payment_method.token"},
+	"E01950": {"three_d_secure_invalid", "three_d_secure"}, // Tds2Type
+	"E01E30": {"parameter_invalid", "return_url"},          // RetUrl (E01E30005: too long)
 }
 
 // Mapped is the normalized reading of one ErrInfo.
@@ -105,7 +142,7 @@ type Mapped struct {
 func MapErrInfo(info string) Mapped {
 	info = strings.TrimSpace(info)
 	if c, ok := exact[info]; ok {
-		return Mapped{Code: c}
+		return Mapped{Code: c, Param: exactParams[info]}
 	}
 	if len(info) >= 6 {
 		if g, ok := groups[info[:6]]; ok {

@@ -51,17 +51,17 @@ func ParseNotification(body []byte) (*Notification, error) {
 		ErrCode: get("ErrCode"), ErrInfo: get("ErrInfo")}
 	switch {
 	case n.ShopID == "" || len(n.ShopID) > 13 || !printableASCII(n.ShopID):
-		return nil, errors.New("ShopID missing or malformed")
+		return nil, errors.New("the shop id (ShopID) is missing or malformed")
 	case n.OrderID == "" || len(n.OrderID) > 27 || !orderIDChars(n.OrderID):
-		return nil, errors.New("OrderID missing or malformed")
+		return nil, errors.New("the order id (OrderID) is missing or malformed")
 	case len(n.AccessID) > 32 || !printableASCII(n.AccessID):
-		return nil, errors.New("AccessID malformed")
+		return nil, errors.New("the access id (AccessID) is malformed")
 	case len(n.Status) > 20 || !printableASCII(n.Status) || len(n.JobCd) > 20 || !printableASCII(n.JobCd):
-		return nil, errors.New("Status or JobCd malformed")
+		return nil, errors.New("the status (Status, JobCd) is malformed")
 	case len(n.Amount) > 10 || !digitsOrEmpty(n.Amount) || len(n.Tax) > 10 || !digitsOrEmpty(n.Tax):
-		return nil, errors.New("Amount or Tax malformed")
+		return nil, errors.New("the amounts (Amount, Tax) are malformed")
 	case len(n.ErrCode) > 200 || len(n.ErrInfo) > 400 || !printableASCII(n.ErrCode+n.ErrInfo):
-		return nil, errors.New("ErrCode or ErrInfo malformed")
+		return nil, errors.New("the error codes (ErrCode, ErrInfo) are malformed")
 	}
 	return n, nil
 }

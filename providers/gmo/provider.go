@@ -23,6 +23,9 @@ var _ providers.Provider = (*Provider)(nil)
 // New wraps a client as a unified provider.
 func New(c *Client) *Provider { return &Provider{c: c, now: time.Now} }
 
+// SetClock replaces the clock (tests of the cancel jobs' date rules).
+func (p *Provider) SetClock(now func() time.Time) { p.now = now }
+
 // Account is the configured account name.
 func (p *Provider) Account() string { return p.c.cfg.Account }
 
@@ -35,7 +38,9 @@ func (p *Provider) Breaker() string { return p.c.x.Guard.State() }
 // MaxOrderID is GMO's OrderID limit.
 const MaxOrderID = 27
 
-// methodFor maps installments onto Method/PayTimes.
+// methodFor maps installments onto Method/PayTimes. GMO's 支払方法 (seed
+// 001 lines 67 and 190): 1 一括, 2 分割, 3 ボーナス一括, 4 ボーナス分割,
+// 5 リボ; PayTimes goes with 2 and 4 only.
 func methodFor(in *normalize.Installments) (method, times string) {
 	if in == nil {
 		return "1", ""
@@ -45,23 +50,28 @@ func methodFor(in *normalize.Installments) (method, times string) {
 		return "2", strconv.Itoa(in.Count)
 	case normalize.PlanBonus:
 		return "3", ""
+	case normalize.PlanBonusInstallments:
+		return "4", strconv.Itoa(in.Count)
 	case normalize.PlanRevolving:
-		return "4", "" // PayTimes is optional for revolving
+		return "5", ""
 	}
 	return "1", ""
 }
 
+// installmentsFrom reads Method/PayTimes back (SearchTrade, ExecTran).
 func installmentsFrom(method, times string) *normalize.Installments {
 	n, _ := strconv.Atoi(times)
 	switch method {
-	case "2":
-		return &normalize.Installments{Plan: normalize.PlanInstallments, Count: n}
-	case "3", "5":
-		return &normalize.Installments{Plan: normalize.PlanBonus, Count: n}
-	case "4":
-		return &normalize.Installments{Plan: normalize.PlanRevolving}
 	case "1":
 		return &normalize.Installments{Plan: normalize.PlanLumpSum}
+	case "2":
+		return &normalize.Installments{Plan: normalize.PlanInstallments, Count: n}
+	case "3":
+		return &normalize.Installments{Plan: normalize.PlanBonus}
+	case "4":
+		return &normalize.Installments{Plan: normalize.PlanBonusInstallments, Count: n}
+	case "5":
+		return &normalize.Installments{Plan: normalize.PlanRevolving}
 	}
 	return nil
 }
@@ -81,10 +91,24 @@ func (p *Provider) CreatePayment(ctx context.Context, req *normalize.CreatePayme
 	if req.PaymentMethod.CustomerID != "" && p.c.cfg.SiteID == "" {
 		return nil, p.invalid("payment_method.customer_id", "unsupported", "This GMO account has no site_id configured, so stored cards cannot be used.", "サイトIDが設定されていないため登録カードは利用できません。")
 	}
+	// Text GMO cannot take must be refused before EntryTran: found at
+	// ExecTran it would leave an unexecuted order at GMO.
+	if f := normalize.CheckMetadata("", req.Metadata); len(f) > 0 {
+		e := normalize.Validation(f)
+		e.Provider = p.Account()
+		return nil, e
+	}
 	job := providers.JobFor(req.Capture)
+	tds, terr := p.useThreeDS(req, job)
+	if terr != nil {
+		return nil, terr
+	}
 	entry := append(p.shop(), Param{"OrderID", req.OrderID}, Param{"JobCd", job})
 	if job != "CHECK" {
 		entry = append(entry, Param{"Amount", strconv.FormatInt(req.Amount, 10)}, Param{"Tax", strconv.FormatInt(req.Tax+req.Shipping, 10)})
+	}
+	if tds {
+		entry = append(entry, p.entryThreeDS(req.ThreeDSecure)...)
 	}
 	vals, err := p.c.call(ctx, "EntryTran", entry, write)
 	accessID, accessPass := vals.Get("AccessID"), vals.Get("AccessPass")
@@ -108,10 +132,14 @@ func (p *Provider) CreatePayment(ctx context.Context, req *normalize.CreatePayme
 		}
 		accessID, accessPass = t.Get("AccessID"), t.Get("AccessPass")
 	}
-	method, times := methodFor(req.Installments)
-	exec := []Param{{"AccessID", accessID}, {"AccessPass", accessPass}, {"OrderID", req.OrderID}, {"Method", method}}
-	if times != "" {
-		exec = append(exec, Param{"PayTimes", times})
+	exec := []Param{{"AccessID", accessID}, {"AccessPass", accessPass}, {"OrderID", req.OrderID}}
+	if job != "CHECK" {
+		// 有効性チェック takes no 支払方法 (GMO answers Method empty).
+		method, times := methodFor(req.Installments)
+		exec = append(exec, Param{"Method", method})
+		if times != "" {
+			exec = append(exec, Param{"PayTimes", times})
+		}
 	}
 	if pm := req.PaymentMethod; pm.Token != "" {
 		exec = append(exec, Param{"Token", pm.Token})
@@ -123,20 +151,25 @@ func (p *Provider) CreatePayment(ctx context.Context, req *normalize.CreatePayme
 		exec = append(exec, Param{"SecurityCode", sc})
 	}
 	if len(req.Metadata) > 0 {
-		for i, k := range []string{"client_field_1", "client_field_2", "client_field_3"} {
+		for i, k := range normalize.ClientFieldKeys {
 			if v, ok := req.Metadata[k]; ok {
 				exec = append(exec, Param{"ClientField" + strconv.Itoa(i+1), v})
 			}
 		}
 		exec = append(exec, Param{"ClientFieldFlag", "1"})
 	}
+	if tds {
+		exec = append(exec, Param{"RetUrl", req.ReturnURL}, Param{"CallbackType", callbackGET})
+	}
 	pay := normalize.NewPayment(p.Account(), req.OrderID)
 	pay.SetAmounts(req.Amount, req.Tax, req.Shipping)
 	pay.Capture = req.Capture
 	pay.Installments = req.Installments
 	pay.Metadata = req.Metadata
-	now := p.now().In(normalize.JST)
-	pay.CreatedAt, pay.UpdatedAt = &now, &now
+	pay.CreatedAt, pay.UpdatedAt = p.stamp(), p.stamp()
+	if tds {
+		pay.ProviderData["three_d_secure"] = req.ThreeDSecure
+	}
 
 	r, err := p.c.call(ctx, "ExecTran", exec, write)
 	if err != nil {
@@ -147,15 +180,13 @@ func (p *Provider) CreatePayment(ctx context.Context, req *normalize.CreatePayme
 		err.Payment = pay
 		return nil, err
 	}
-	if acs := r.Get("ACS"); acs == "1" || acs == "2" {
-		// 3-D Secure: the card holder must authenticate in a browser first.
-		pay.Status = normalize.StatusPending
-		if u := r.Get("RedirectUrl"); u != "" {
-			pay.ProviderData["redirect_url"] = u
-		} else if u := r.Get("ACSUrl"); u != "" {
-			pay.ProviderData["acs_url"] = u
-		}
-		return pay, nil
+	switch r.Get("ACS") {
+	case "2":
+		// EMV 3-D Secure 2: the card holder authenticates in a browser
+		// first; complete (SecureTran2) charges once the browser is back.
+		return p.requiresAction(pay, r)
+	case "1":
+		return p.refuseThreeDS1(pay)
 	}
 	if !p.checkStringOK(r) {
 		// A forged or corrupted answer proves nothing about the charge.
@@ -193,9 +224,7 @@ func (p *Provider) resolveCreate(ctx context.Context, pay *normalize.Payment, ca
 	if ctx.Err() == nil {
 		if found, _, err := p.search(ctx, pay.OrderID); err == nil && found.Status != normalize.StatusPending {
 			found.Capture, found.Metadata = pay.Capture, pay.Metadata
-			if found.Installments == nil {
-				found.Installments = pay.Installments
-			}
+			keep(found, pay) // created_at, plan and tax/shipping split as requested
 			return found, nil
 		}
 	}
@@ -256,7 +285,7 @@ func (p *Provider) fromTrade(v Values) *normalize.Payment {
 	}
 	pay.Installments = installmentsFrom(v.Get("Method"), v.Get("PayTimes"))
 	md := map[string]string{}
-	for i, k := range []string{"client_field_1", "client_field_2", "client_field_3"} {
+	for i, k := range normalize.ClientFieldKeys {
 		if f := v.Get("ClientField" + strconv.Itoa(i+1)); f != "" {
 			md[k] = f
 		}
@@ -277,8 +306,12 @@ func (p *Provider) fromTrade(v Values) *normalize.Payment {
 // StatusFromTrade maps a GMO trade Status onto the unified statuses.
 // UNPROCESSED is an entry whose execution failed or has not finished: only
 // paynorm's own record can tell which, so it reads as pending here.
+// AUTHENTICATED (3-D Secure done, SecureTran2 not yet) is pending too:
+// nothing is charged, and paynorm's record says requires_action.
 func StatusFromTrade(s string) string {
 	switch s {
+	case "UNPROCESSED", "AUTHENTICATED":
+		return normalize.StatusPending
 	case "CHECK":
 		return normalize.StatusVerified
 	case "AUTH", "SAUTH":
@@ -317,6 +350,9 @@ func (p *Provider) GetPayment(ctx context.Context, key string) (*normalize.Payme
 
 // Capture runs AlterTran SALES on an authorization (実売上).
 func (p *Provider) Capture(ctx context.Context, target providers.Target, req *normalize.CaptureRequest) (*normalize.Payment, error) {
+	if len(req.Metadata) > 0 {
+		return nil, p.invalid("metadata", "unsupported", "GMO's capture (AlterTran SALES) takes no free data; metadata is set when the payment is created.", "GMOの売上確定(AlterTran)では加盟店自由項目を指定できません。")
+	}
 	pay, t, err := p.search(ctx, target.Key)
 	if err != nil {
 		return nil, err
@@ -324,11 +360,36 @@ func (p *Provider) Capture(ctx context.Context, target providers.Target, req *no
 	if cerr := providers.CheckCapturable(p.Account(), "GMO", pay, req); cerr != nil {
 		return nil, cerr
 	}
+	keep(pay, target.Known)
 	params := append(p.shop(), Param{"AccessID", t.Get("AccessID")}, Param{"AccessPass", t.Get("AccessPass")},
 		Param{"JobCd", "SALES"}, Param{"Amount", t.Get("Amount")}, Param{"Tax", t.Get("Tax")})
-	return p.alter(ctx, pay, "AlterTran", params, normalize.StatusCaptured, func(after *normalize.Payment) bool {
+	return p.alter(ctx, pay, "AlterTran", params, normalize.StatusCaptured, "not_capturable", func(after *normalize.Payment) bool {
 		return after.Status == normalize.StatusCaptured
 	})
+}
+
+// keep restores on a payment read back from SearchTrade what GMO does not
+// keep and paynorm's record has: when it was created, the capture mode,
+// metadata and plan as sent, and the tax/shipping split (GMO has one Tax).
+func keep(pay, known *normalize.Payment) {
+	if known == nil {
+		return
+	}
+	if pay.CreatedAt == nil {
+		pay.CreatedAt = known.CreatedAt
+	}
+	if pay.Capture == "" {
+		pay.Capture = known.Capture
+	}
+	if pay.Metadata == nil {
+		pay.Metadata = known.Metadata
+	}
+	if pay.Installments == nil {
+		pay.Installments = known.Installments
+	}
+	if known.Shipping > 0 && pay.Amount == known.Amount && pay.Tax == known.Tax+known.Shipping {
+		pay.SetAmounts(pay.Amount, known.Tax, known.Shipping)
+	}
 }
 
 // CancelJob picks VOID on the transaction's own day, RETURN later in the same
@@ -357,13 +418,18 @@ func (p *Provider) Cancel(ctx context.Context, target providers.Target) (*normal
 	if !ok {
 		processed = p.now()
 	}
+	keep(pay, target.Known)
 	job := CancelJob(processed, p.now())
-	want := normalize.StatusRefunded
-	if job == "VOID" || pay.Status == normalize.StatusAuthorized {
-		want = normalize.StatusVoided
+	// The answer says what SearchTrade will say afterwards (StatusFromTrade):
+	// VOID is voided; RETURN and RETURNX are refunded, an authorization of
+	// an earlier day included (GMO cancels it with RETURN; no sale was ever
+	// made, and the authorization is released).
+	want := normalize.StatusVoided
+	if job != "VOID" {
+		want = normalize.StatusRefunded
 	}
 	params := append(p.shop(), Param{"AccessID", t.Get("AccessID")}, Param{"AccessPass", t.Get("AccessPass")}, Param{"JobCd", job})
-	out, aerr := p.alter(ctx, pay, "AlterTran", params, want, func(after *normalize.Payment) bool {
+	out, aerr := p.alter(ctx, pay, "AlterTran", params, want, "not_cancelable", func(after *normalize.Payment) bool {
 		return after.Status == normalize.StatusVoided || after.Status == normalize.StatusRefunded
 	})
 	if out != nil {
@@ -374,23 +440,29 @@ func (p *Provider) Cancel(ctx context.Context, target providers.Target) (*normal
 
 // Reauthorize changes the amount with ChangeTran, keeping the capture state.
 func (p *Provider) Reauthorize(ctx context.Context, target providers.Target, req *normalize.Reauthorize) (*normalize.Payment, error) {
+	if req.Customer != nil || len(req.Metadata) > 0 {
+		return nil, p.invalid("metadata", "unsupported", "GMO's ChangeTran changes amounts only; customer and metadata are not taken.", "GMOの金額変更(ChangeTran)では顧客情報・加盟店自由項目を指定できません。")
+	}
 	pay, t, err := p.search(ctx, target.Key)
 	if err != nil {
 		return nil, err
 	}
 	var job string
-	switch pay.Status {
-	case normalize.StatusAuthorized:
+	switch {
+	case pay.Status == normalize.StatusAuthorized && t.Get("Status") == "SAUTH":
+		job = "SAUTH" // a 簡易オーソリ stays one
+	case pay.Status == normalize.StatusAuthorized:
 		job = "AUTH"
-	case normalize.StatusCaptured:
+	case pay.Status == normalize.StatusCaptured:
 		job = "CAPTURE"
 	default:
 		return nil, p.stateError("invalid_state", pay)
 	}
+	keep(pay, target.Known)
 	tax := req.Tax + req.Shipping
 	params := append(p.shop(), Param{"AccessID", t.Get("AccessID")}, Param{"AccessPass", t.Get("AccessPass")},
 		Param{"JobCd", job}, Param{"Amount", strconv.FormatInt(req.Amount, 10)}, Param{"Tax", strconv.FormatInt(tax, 10)})
-	out, aerr := p.alter(ctx, pay, "ChangeTran", params, pay.Status, func(after *normalize.Payment) bool {
+	out, aerr := p.alter(ctx, pay, "ChangeTran", params, pay.Status, "invalid_state", func(after *normalize.Payment) bool {
 		return after.Amount == req.Amount && after.Tax == tax
 	})
 	if out != nil {
@@ -400,12 +472,21 @@ func (p *Provider) Reauthorize(ctx context.Context, target providers.Target, req
 }
 
 // alter runs one money-moving follow-up call. An unknown outcome is settled
-// by one SearchTrade and is never retried.
-func (p *Provider) alter(ctx context.Context, pay *normalize.Payment, api string, params []Param, want string, done func(*normalize.Payment) bool) (*normalize.Payment, error) {
+// by one SearchTrade and is never retried. stateCode names a refusal for
+// the trade's state in this operation's words (GMO's E11010002 "not
+// executed, cannot change" is not_capturable on a capture, not_cancelable
+// on a cancel).
+func (p *Provider) alter(ctx context.Context, pay *normalize.Payment, api string, params []Param, want, stateCode string, done func(*normalize.Payment) bool) (*normalize.Payment, error) {
 	r, err := p.c.call(ctx, api, params, write)
 	if err != nil {
+		if err.Code == "invalid_state" && stateCode != err.Code {
+			ne := normalize.New(stateCode)
+			ne.Provider, ne.ProviderCodes = err.Provider, err.ProviderCodes
+			err = ne
+		}
 		if err.Uncertain {
 			if after, _, serr := p.search(ctx, pay.OrderID); serr == nil && done(after) {
+				keep(after, pay)
 				return after, nil
 			}
 			pay.Status = normalize.StatusUnknown
@@ -429,12 +510,17 @@ func (p *Provider) alter(ctx context.Context, pay *normalize.Payment, api string
 	if v := r.Get("Forward"); v != "" {
 		pay.Forward = v
 	}
-	now := p.now().In(normalize.JST)
+	pay.UpdatedAt = p.stamp()
 	if t, ok := parseDate(r.Get("TranDate")); ok {
-		now = t
+		pay.UpdatedAt = &t
 	}
-	pay.UpdatedAt = &now
 	return pay, nil
+}
+
+// stamp is the provider's clock as a payment timestamp (JST, seconds).
+func (p *Provider) stamp() *time.Time {
+	now := p.now()
+	return normalize.Stamp(&now)
 }
 
 // jobOf is the JobCd a follow-up call sets, which becomes the trade status

@@ -27,8 +27,6 @@ type Param struct{ Key, Value string }
 // ErrNotShiftJIS reports a value that has no Windows-31J encoding.
 var ErrNotShiftJIS = errors.New("value cannot be encoded in Shift_JIS")
 
-var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-
 const hexDigits = "0123456789ABCDEF"
 
 // AppendForm appends params form-encoded in Shift_JIS (CP932) to dst. ASCII
@@ -212,85 +210,4 @@ func decodeSJIS(b []byte) (string, error) {
 		return "", ErrMalformed
 	}
 	return string(out), nil
-}
-
-// EncodeResponse renders values as GMO does: raw Shift_JIS k=v pairs joined
-// by '&', in the given key order. Used by the sandbox simulator.
-func EncodeResponse(params []Param) []byte {
-	buf := bufPool.Get().(*bytes.Buffer)
-	defer bufPool.Put(buf)
-	buf.Reset()
-	for i, p := range params {
-		if i > 0 {
-			buf.WriteByte('&')
-		}
-		buf.WriteString(p.Key)
-		buf.WriteByte('=')
-		v := p.Value
-		if !isASCII(v) {
-			if enc, err := japanese.ShiftJIS.NewEncoder().String(v); err == nil {
-				v = enc
-			}
-		}
-		buf.WriteString(v)
-	}
-	return bytes.Clone(buf.Bytes())
-}
-
-// ParseForm decodes a Shift_JIS form body as GMO receives it. Used by the
-// sandbox simulator.
-func ParseForm(body []byte) (map[string]string, error) {
-	out := map[string]string{}
-	for piece := range strings.SplitSeq(string(body), "&") {
-		if piece == "" {
-			continue
-		}
-		k, v, _ := strings.Cut(piece, "=")
-		kb, err1 := unescape(k)
-		vb, err2 := unescape(v)
-		if err1 != nil || err2 != nil {
-			return nil, ErrMalformed
-		}
-		s, err := decodeSJIS(vb)
-		if err != nil {
-			return nil, err
-		}
-		out[string(kb)] = s
-	}
-	return out, nil
-}
-
-func unescape(s string) ([]byte, error) {
-	out := make([]byte, 0, len(s))
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; c {
-		case '+':
-			out = append(out, ' ')
-		case '%':
-			if i+2 >= len(s) {
-				return nil, ErrMalformed
-			}
-			h, l := unhex(s[i+1]), unhex(s[i+2])
-			if h < 0 || l < 0 {
-				return nil, ErrMalformed
-			}
-			out = append(out, byte(h<<4|l))
-			i += 2
-		default:
-			out = append(out, c)
-		}
-	}
-	return out, nil
-}
-
-func unhex(c byte) int {
-	switch {
-	case c >= '0' && c <= '9':
-		return int(c - '0')
-	case c >= 'a' && c <= 'f':
-		return int(c-'a') + 10
-	case c >= 'A' && c <= 'F':
-		return int(c-'A') + 10
-	}
-	return -1
 }

@@ -35,23 +35,6 @@ func TestAppendFormEscapesAndOrders(t *testing.T) {
 	}
 }
 
-func TestParseFormRoundTrip(t *testing.T) {
-	in := []Param{{"MemberName", "山田 太郎"}, {"ClientField1", "～①"}, {"Amount", "1000"}}
-	body, err := AppendForm(nil, in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := ParseForm(body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range in {
-		if got[p.Key] != p.Value {
-			t.Errorf("%s: got %q want %q", p.Key, got[p.Key], p.Value)
-		}
-	}
-}
-
 func TestParseResponseRecordedShapes(t *testing.T) {
 	sjis := func(s string) []byte {
 		b, err := japanese.ShiftJIS.NewEncoder().Bytes([]byte(s))

@@ -27,7 +27,11 @@ type Config struct {
 	// ShopID and SiteID fill the gmopg block (shopId for authorizations,
 	// siteId for card registration).
 	ShopID, SiteID string
-	Timeout        time.Duration
+	// ShopPass is the shop's ショップパスワード: never sent to the IVR, it
+	// verifies the checkString of the IVR's ExecTran result (seed 001 item
+	// 58). Empty: the result is taken unverified.
+	ShopPass string
+	Timeout  time.Duration
 }
 
 // Client makes guarded IVR calls for one account.
@@ -98,9 +102,15 @@ func (c *Client) call(ctx context.Context, api string, req credSetter, out any, 
 		case ResultOK:
 			return "", nil
 		case ResultSystemError:
-			// 90 is the IVR's own failure: a fault for the breaker.
+			// 90 is the IVR's own failure: a fault for the breaker. On a
+			// write (AuthRegistApi) it says nothing about whether the order
+			// was registered: uncertain, never resent (a second
+			// registration is a second order for the operator).
 			e := normalize.Newf("provider_unavailable", "GMO IVR reported a system error (result code 90).")
 			e.Fault = true
+			if write {
+				e.Uncertain, e.Retryable = true, false
+			}
 			e.ProviderCodes = []normalize.ProviderCode{{Code: rc.ResultCode}}
 			return rc.ResultCode, e
 		}

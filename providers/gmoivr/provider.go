@@ -74,8 +74,9 @@ var useCodes = map[string]string{
 	normalize.PhoneUseSave:             "3",
 }
 
-// methodFor maps installments onto the IVR's method, where revolving is 5
-// (the card protocol's 4 does not exist here).
+// methodFor maps installments onto the IVR's method (seed 001 items 9 and
+// the auth table: 1 一括, 2 分割, 3 ボーナス一括, 5 リボ; ボーナス分割 4 was
+// removed in the spec's 1.01, and validation refuses it).
 func methodFor(in *normalize.Installments) (method, times string) {
 	if in == nil {
 		return "1", ""
@@ -131,9 +132,16 @@ func (p *Provider) BuildRegist(req *normalize.CreatePhoneAuthorization) *RegistR
 	}
 	if s := req.Save; s != nil {
 		r.GMOPG.SiteID = p.c.cfg.SiteID
-		b := &SaveBlock{MemberID: s.CustomerID, MemberName: s.CustomerName, SeqMode: "0", CardName: s.CardName, HolderName: s.HolderName}
+		b := &SaveBlock{MemberID: s.CustomerID, MemberName: s.CustomerName, SeqMode: "0", CardName: s.CardName,
+			CardPass: s.CardPassword, HolderName: s.HolderName}
 		if s.CardSeq != nil {
 			b.CardSeq = strconv.Itoa(*s.CardSeq)
+		}
+		switch s.UpdateType {
+		case normalize.UpdateAll:
+			b.UpdateType = "1"
+		case normalize.UpdateKeepCardNumber:
+			b.UpdateType = "2"
 		}
 		if s.Default {
 			b.DefaultFlag = "1"
@@ -155,6 +163,7 @@ func (p *Provider) CreatePhoneAuthorization(ctx context.Context, req *normalize.
 	if err := p.c.call(ctx, "AuthRegistApi", p.BuildRegist(req), &resp, true); err != nil {
 		if err.Uncertain {
 			err.Message += " The order may have been registered; no card is charged before the operator's call. Check with GMO before registering it again."
+			err.MessageJa += " オーソリ情報が登録された可能性があります。再登録の前にGMOの管理画面でご確認ください。"
 			err.Retryable = false
 		}
 		return nil, err
@@ -368,10 +377,11 @@ func (p *Provider) stepErrors(s Step) *normalize.Error {
 	return gmo.NormalizeErrors(p.Account(), pairs)
 }
 
-// payment reads the authorization out of the last entryTran/execTran. An
-// execTran the IVR reports failed without a code (its link to the card
-// system broke) may still have charged: that payment is unknown, never
-// failed.
+// payment reads the authorization out of the last entryTran/execTran. A
+// decline comes as pspStatusCode 0 with errCode/errInfo (seed 001's third
+// example); pspStatusCode 1 without a code is what seed 001 shows for "オー
+// ソリが失敗した場合 (処理エラー。通信タイムアウトなど)" with authSuccessFlg
+// 0: a failed authorization, as the IVR itself reports it.
 func (p *Provider) payment(status string, lt *LastTransaction, hint *normalize.CreatePhoneAuthorization) (*normalize.Payment, *normalize.Error) {
 	orderID := ""
 	if hint != nil && hint.Authorize != nil {
@@ -393,21 +403,24 @@ func (p *Provider) payment(status string, lt *LastTransaction, hint *normalize.C
 			return pay, e
 		}
 		if ex.PSPStatusCode != "0" {
-			pay.Status = normalize.StatusUnknown
-			e := normalize.Newf("provider_timeout", "GMO IVR could not complete the authorization with the card system; the outcome is unknown. Check the order in GMO's admin screen (or GET /v1/payments on the card account) before charging again.")
+			pay.Status = normalize.StatusFailed
+			e := normalize.Newf("processing_error", "GMO IVR reports the authorization failed with a processing error between the IVR and the card system (pspStatusCode 1, authSuccessFlg 0, no error code; seed 001: e.g. a communication timeout). Nothing is authorized by the IVR's account of it; check the order in GMO's admin screen if the card holder says otherwise.")
+			e.MessageJa = "IVRとマルチペイメントサービス間の処理エラー(通信タイムアウトなど)によりオーソリに失敗しました。"
 			e.Provider = p.Account()
+			return pay, e
+		}
+		if e := p.verifyCheckString(ex); e != nil {
+			pay.Status = normalize.StatusUnknown
 			return pay, e
 		}
 		pay.Status = normalize.StatusAuthorized
 		if hint != nil && hint.Authorize != nil {
-			switch providers.JobFor(hint.Authorize.Capture) {
-			case "CAPTURE":
-				pay.Status = normalize.StatusCaptured
-			case "CHECK":
-				pay.Status = normalize.StatusVerified
-			}
+			pay.Status = providers.StatusForJob(providers.JobFor(hint.Authorize.Capture))
 		} else {
 			pay.ProviderData["capture_unknown"] = true // paynorm's record of the request was lost
+		}
+		if p.c.cfg.ShopPass == "" {
+			pay.ProviderData["check_string_verified"] = false
 		}
 		pay.ApprovalCode, pay.TransactionID, pay.Forward = ex.Approve, ex.TranID, ex.Forward
 		if in := installmentsFrom(ex.Method, ex.PayTimes); in != nil {
@@ -446,6 +459,23 @@ func (p *Provider) payment(status string, lt *LastTransaction, hint *normalize.C
 	}
 	pay.Status = normalize.StatusPending
 	return pay, nil
+}
+
+// verifyCheckString checks execTran's MD5 (seed 001 item 58: OrderID to
+// TranDate plus the shop password, the card API's CheckString) when the
+// account has shop_pass. A forged or corrupted result proves nothing about
+// the charge.
+func (p *Provider) verifyCheckString(ex *ExecTranResult) *normalize.Error {
+	if p.c.cfg.ShopPass == "" {
+		return nil
+	}
+	want := gmo.CheckString(ex.OrderID, ex.Forward, ex.Method, ex.PayTimes, ex.Approve, ex.TranID, ex.TranDate, p.c.cfg.ShopPass)
+	if strings.EqualFold(want, ex.CheckString) {
+		return nil
+	}
+	e := normalize.Newf("invalid_response", "GMO IVR's ExecTran result failed checkString verification with this account's shop_pass; the payment outcome is unknown. Check shop_pass, and the order in GMO's admin screen.")
+	e.Provider = p.Account()
+	return e
 }
 
 // card reads the card registration (TradedCard after a payment, SaveCard

@@ -54,9 +54,13 @@ func TestNormalizeSeedExamples(t *testing.T) {
 	if p := normalizeSeed(t, seedOK, providers.PhoneQuery{}).Payment; p.Status != normalize.StatusAuthorized || p.ProviderData["capture_unknown"] != true || p.Capture != "" {
 		t.Fatalf("%+v", p)
 	}
+	// Issue 15 item 8: seed 001 presents pspStatusCode 1 with
+	// authSuccessFlg 0 and no code as "オーソリが失敗した場合 (処理エラー。通信
+	// タイムアウトなど)": a failed authorization, not an unknown outcome.
 	fail := normalizeSeed(t, seedIVRFailure, providers.PhoneQuery{Request: hint})
-	if fail.Payment.Status != normalize.StatusUnknown || fail.PaymentError.Type != normalize.TypeProviderTimeout {
-		t.Fatalf("a lost ExecTran must be unknown: %+v %+v", fail.Payment, fail.PaymentError)
+	if fail.Payment.Status != normalize.StatusFailed || fail.PaymentError == nil || fail.PaymentError.Code != "processing_error" ||
+		*fail.Authorized || fail.PaymentError.MessageJa == "" {
+		t.Fatalf("the seed's processing-error example must be a failed authorization: %+v %+v", fail.Payment, fail.PaymentError)
 	}
 	dec := normalizeSeed(t, seedDecline, providers.PhoneQuery{Request: hint})
 	if dec.Payment.Status != normalize.StatusFailed || dec.PaymentError.Code != "exceeds_limit" || dec.PaymentError.ProviderCodes[0].Info != "42G030000" {

@@ -63,7 +63,9 @@ type SaveBlock struct {
 	CardSeq     string `json:"cardSeq,omitempty"`
 	DefaultFlag string `json:"defaultFlag,omitempty"`
 	CardName    string `json:"cardName,omitempty"`
+	CardPass    string `json:"cardPass,omitempty"`
 	HolderName  string `json:"holderName,omitempty"`
+	UpdateType  string `json:"updateType,omitempty"`
 }
 
 // RegistResponse is AuthRegistApi's answer.

@@ -28,7 +28,7 @@ var erCodes = map[string]Mapped{
 	"ER013": {"card_declined", ""},          // rejected card number
 	"ER014": {"incorrect_number", ""},
 	"ER015": {"card_not_supported", ""},
-	"ER016": {"exceeds_limit", ""},
+	"ER016": {"invalid_amount", "amount"}, // ご利用可能金額上限: the shop's own ceiling, not the card's limit
 	"ER017": {"invalid_amount", "amount"},
 	"ER018": {"invalid_amount", "amount"},
 	"ER019": {"invalid_installments", ""},
@@ -37,9 +37,9 @@ var erCodes = map[string]Mapped{
 	"ER023": {"invalid_state", ""},          // recurring billing stopped
 	"ER024": {"invalid_state", ""},
 	"ER030": {"card_declined", ""},
-	"ER031": {"card_declined", ""},    // CHECK failed
-	"ER032": {"already_captured", ""}, // SALES failed: already sold
-	"ER033": {"not_cancelable", ""},
+	"ER031": {"card_declined", ""},        // CHECK failed
+	"ER032": {"not_capturable", ""},       // 実売上失敗(SALES): refused, reason not given
+	"ER033": {"not_cancelable", ""},       // 取消失敗: refused, reason not given
 	"ER042": {"provider_unavailable", ""}, // communication error
 	"ER050": {"provider_misconfigured", ""},
 	"ER051": {"processing_error", ""}, // jb: paynorm builds it
@@ -150,8 +150,18 @@ func MapCode(code string) Mapped {
 func NormalizeCode(account, code string) *normalize.Error {
 	m := MapCode(code)
 	e := normalize.New(m.Code)
-	if m.Code == "egress_ip_not_allowed" {
+	switch code {
+	case "ER003":
 		e.Message = "j-payment rejected the request's source IP (ER003): register paynorm's egress IP in the j-payment control panel (決済ゲートウェイ＆CTI決済設定 → 決済データ送信元IP), or set source_address/proxy_url so that requests leave from the registered IP."
+	case "ER016":
+		e.Message = "The amount is above what this shop may charge at j-payment (ER016 ご利用可能金額上限: the shop's ceiling, not the card's limit)."
+		e.MessageJa = "決済可能上限額を超えています(ER016 ご利用可能金額上限)。決済金額をご確認ください。"
+	case "ER032":
+		e.Message = "j-payment refused the capture (ER032 実売上失敗) without giving a reason: the payment may already be captured or canceled, or its authorization expired (90 days). Check it in the j-payment control panel."
+		e.MessageJa = "実売上に失敗しました(ER032)。管理画面で決済の状態をご確認ください。"
+	case "ER033":
+		e.Message = "j-payment refused the cancellation (ER033 取消失敗) without giving a reason: the payment may already be canceled. Check it in the j-payment control panel."
+		e.MessageJa = "取消に失敗しました(ER033)。管理画面で決済の状態をご確認ください。"
 	}
 	if m.Param != "" {
 		e.WithParam(m.Param)

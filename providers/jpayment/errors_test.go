@@ -72,14 +72,17 @@ func TestEveryReferenceCodeMaps(t *testing.T) {
 
 func TestSpecificMappings(t *testing.T) {
 	want := map[string]struct{ code, typ string }{
-		"ER003":        {"egress_ip_not_allowed", normalize.TypeProviderError},
-		"ER999":        {"provider_maintenance", normalize.TypeProviderUnavailable},
-		"ER000":        {"provider_unavailable", normalize.TypeProviderUnavailable},
-		"ER010":        {"provider_unavailable", normalize.TypeProviderUnavailable},
-		"ER042":        {"provider_unavailable", normalize.TypeProviderUnavailable},
-		"ER584":        {"token_invalid", normalize.TypeCard},
-		"ER585":        {"token_expired", normalize.TypeCard},
-		"ER032":        {"already_captured", normalize.TypeInvalidRequest},
+		"ER003": {"egress_ip_not_allowed", normalize.TypeProviderError},
+		"ER999": {"provider_maintenance", normalize.TypeProviderUnavailable},
+		"ER000": {"provider_unavailable", normalize.TypeProviderUnavailable},
+		"ER010": {"provider_unavailable", normalize.TypeProviderUnavailable},
+		"ER042": {"provider_unavailable", normalize.TypeProviderUnavailable},
+		"ER584": {"token_invalid", normalize.TypeCard},
+		"ER585": {"token_expired", normalize.TypeCard},
+		// Issue 15 item 7: ER032 is a generic 実売上失敗 (not "already
+		// captured"), ER016 the shop's own ceiling (not the card's limit).
+		"ER032":        {"not_capturable", normalize.TypeInvalidRequest},
+		"ER016":        {"invalid_amount", normalize.TypeInvalidRequest},
 		"ER033":        {"not_cancelable", normalize.TypeInvalidRequest},
 		"G0442G040000": {"insufficient_funds", normalize.TypeCard},
 		"G5542G550000": {"exceeds_limit", normalize.TypeCard},

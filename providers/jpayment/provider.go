@@ -3,6 +3,7 @@ package jpayment
 import (
 	"context"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/paynorm/paynorm/normalize"
@@ -68,27 +69,31 @@ func (p *Provider) CreatePayment(ctx context.Context, req *normalize.CreatePayme
 		e.Provider = p.Account()
 		return nil, e
 	}
+	if f := normalize.CheckMetadata("", req.Metadata); len(f) > 0 {
+		e := normalize.Validation(f)
+		e.Provider = p.Account()
+		return nil, e
+	}
 	job := providers.JobFor(req.Capture)
+	if job == "SAUTH" {
+		return nil, p.unsupported("capture", "j-payment has no simple authorization (SAUTH).", "j-paymentでは簡易オーソリは利用できません。")
+	}
 	params := []Param{{"jb", job}, {"rt", "1"}, {"tkn", req.PaymentMethod.Token}, {"cod", req.OrderID}}
-	if req.Customer.Email != "" {
-		params = append(params, Param{"em", req.Customer.Email})
+	params = appendContact(params, req.Customer)
+	if job != "CHECK" {
+		// The CHECK request of the token spec (有効性チェック, p.8) has no
+		// am, tx or sf: it is a 0 yen check.
+		params = append(params, Param{"am", itoa(req.Amount)}, Param{"tx", itoa(req.Tax)}, Param{"sf", itoa(req.Shipping)})
 	}
-	if req.Customer.Phone != "" {
-		params = append(params, Param{"pn", req.Customer.Phone})
-	}
-	params = append(params, Param{"am", itoa(req.Amount)}, Param{"tx", itoa(req.Tax)}, Param{"sf", itoa(req.Shipping)})
-	for _, k := range []string{"client_field_1", "client_field_2", "client_field_3"} {
-		if v, ok := req.Metadata[k]; ok {
-			params = append(params, Param{k, v}) // free data, echoed back
-		}
-	}
+	params = appendFreeData(params, req.Metadata)
 
 	pay := normalize.NewPayment(p.Account(), "")
-	pay.ID, pay.OrderID = "", req.OrderID
+	// Until j-payment names the payment by its gid, it is the order's
+	// record (providers.CreateRecordKey): the id an app can read it by.
+	pay.ID, pay.OrderID = p.orderPaymentID(req.OrderID), req.OrderID
 	pay.SetAmounts(req.Amount, req.Tax, req.Shipping)
 	pay.Capture, pay.Metadata = req.Capture, req.Metadata
-	now := p.now().In(normalize.JST)
-	pay.CreatedAt, pay.UpdatedAt = &now, &now
+	pay.CreatedAt, pay.UpdatedAt = p.stamp(), p.stamp()
 
 	res, err := p.c.call(ctx, "gateway_token", PathToken, params)
 	if res != nil && res.GID != "" && res.GID != "0" {
@@ -130,6 +135,57 @@ func (p *Provider) fill(pay *normalize.Payment, res *Result) {
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
+// stamp is the provider's clock as a payment timestamp (JST, seconds).
+func (p *Provider) stamp() *time.Time {
+	now := p.now()
+	return normalize.Stamp(&now)
+}
+
+// orderPaymentID is the id of a payment j-payment has not named yet: its
+// order's record (a timeout, a refusal without a gid).
+func (p *Provider) orderPaymentID(orderID string) string {
+	return normalize.PaymentID(p.Account(), providers.CreateRecordKey(p, orderID))
+}
+
+// appendContact adds em/pn (one of them is required on gateway_token,
+// both are optional on re_auth).
+func appendContact(params []Param, c *normalize.CustomerInfo) []Param {
+	if c == nil {
+		return params
+	}
+	if c.Email != "" {
+		params = append(params, Param{"em", c.Email})
+	}
+	if c.Phone != "" {
+		params = append(params, Param{"pn", c.Phone})
+	}
+	return params
+}
+
+// appendFreeData adds metadata as その他データ: key=value pairs j-payment
+// echoes in the answer's last field (seed 002, token spec ※3).
+func appendFreeData(params []Param, md map[string]string) []Param {
+	for _, k := range normalize.ClientFieldKeys {
+		if v, ok := md[k]; ok {
+			params = append(params, Param{k, v})
+		}
+	}
+	return params
+}
+
+// checkFollowUp validates what a follow-up adds to its call: customer
+// contact (re_auth) and metadata (free data).
+func (p *Provider) checkFollowUp(c *normalize.CustomerInfo, md map[string]string) *normalize.Error {
+	f := normalize.CheckMetadata("", md)
+	f = append(f, normalize.CheckCustomer(c)...)
+	if len(f) == 0 {
+		return nil
+	}
+	e := normalize.Validation(f)
+	e.Provider = p.Account()
+	return e
+}
+
 // known is the recorded payment a follow-up acts on.
 func (p *Provider) known(t providers.Target) (*normalize.Payment, *normalize.Error) {
 	if t.Known == nil {
@@ -160,7 +216,10 @@ func (p *Provider) Capture(ctx context.Context, t providers.Target, req *normali
 	if cerr := providers.CheckCapturable(p.Account(), "j-payment", pay, req); cerr != nil {
 		return nil, cerr
 	}
-	return p.job(ctx, pay, t.Key, "SALES", normalize.StatusCaptured)
+	if verr := p.checkFollowUp(nil, req.Metadata); verr != nil {
+		return nil, verr
+	}
+	return p.job(ctx, pay, t.Key, "SALES", normalize.StatusCaptured, req.Metadata)
 }
 
 // Cancel runs gateway.aspx jb=CANCEL: a void of an authorization or a
@@ -178,19 +237,24 @@ func (p *Provider) Cancel(ctx context.Context, t providers.Target) (*normalize.P
 	default:
 		return nil, p.stateError("not_cancelable", pay)
 	}
-	return p.job(ctx, pay, t.Key, "CANCEL", want)
+	// The unified cancel takes no body, so CANCEL carries no free data.
+	return p.job(ctx, pay, t.Key, "CANCEL", want, nil)
 }
 
 // job runs one follow-up job on gateway.aspx. No query API exists, so an
 // unknown outcome leaves the record's confirmed status and names the
 // unconfirmed operation; it is never retried.
-func (p *Provider) job(ctx context.Context, pay *normalize.Payment, gid, jb, want string) (*normalize.Payment, error) {
-	_, err := p.c.call(ctx, jb, PathGateway, []Param{{"jb", jb}, {"rt", "1"}, {"tid", gid}})
+func (p *Provider) job(ctx context.Context, pay *normalize.Payment, gid, jb, want string, md map[string]string) (*normalize.Payment, error) {
+	_, err := p.c.call(ctx, jb, PathGateway, appendFreeData([]Param{{"jb", jb}, {"rt", "1"}, {"tid", gid}}, md))
 	if err != nil {
 		if err.Uncertain {
 			out := *pay
 			out.Status = normalize.StatusUnknown
-			err.Message += " The outcome of " + jb + " is unknown: check the j-payment control panel, or repeat the operation (j-payment refuses a second SALES with ER032 and a second CANCEL with ER033)."
+			refusal := "ER033"
+			if jb == "SALES" {
+				refusal = "ER032"
+			}
+			err.Message += " The outcome of " + jb + " is unknown: check the j-payment control panel before repeating it (a repeated " + jb + " of one that went through is refused with " + refusal + ")."
 			err.Retryable = false
 			err.Payment = &out
 			return nil, err
@@ -200,8 +264,7 @@ func (p *Provider) job(ctx context.Context, pay *normalize.Payment, gid, jb, wan
 	}
 	pay.Status = want
 	pay.ProviderData["jpayment_job"] = jb
-	now := p.now().In(normalize.JST)
-	pay.UpdatedAt = &now
+	pay.UpdatedAt = p.stamp()
 	return pay, nil
 }
 
@@ -215,8 +278,16 @@ func ReauthWindowOK(created, now time.Time) bool {
 }
 
 // Reauthorize runs re_auth.aspx: j-payment cancels the payment and charges
-// the new amount again, which gives a new gid and so a new payment id. The
-// answer is the new payment; the old record points to it.
+// the new amount again (seed 002: 対象の決済の取消を行い、金額を訂正して決済を
+// する), which gives a new gid and so a new payment id. The answer is the
+// new payment; the old record points to it.
+//
+// The new authorization can be declined although the original succeeded
+// (seed 002). The spec's order (cancel first, then authorize) implies the
+// original is then canceled: the error carries the original as voided (an
+// authorization) or refunded (a sale), for the caller to record. An ER code
+// that may come after the cancel (ER000, ER030, ER042) leaves the original
+// unknown; any other ER code refused the request before anything was done.
 func (p *Provider) Reauthorize(ctx context.Context, t providers.Target, req *normalize.Reauthorize) (*normalize.Payment, error) {
 	key := t.Key
 	pay, lerr := p.known(t)
@@ -231,23 +302,43 @@ func (p *Provider) Reauthorize(ctx context.Context, t providers.Target, req *nor
 		e.Provider, e.Payment = p.Account(), pay
 		return nil, e
 	}
+	if verr := p.checkFollowUp(req.Customer, req.Metadata); verr != nil {
+		return nil, verr
+	}
 	params := []Param{{"rt", "1"}, {"tid", key}, {"am", itoa(req.Amount)}, {"tx", itoa(req.Tax)}, {"sf", itoa(req.Shipping)}}
+	params = appendFreeData(appendContact(params, req.Customer), req.Metadata)
 	res, err := p.c.call(ctx, "re_auth", PathReauth, params)
 	if err != nil {
-		if err.Uncertain {
-			out := *pay
+		out := *pay
+		out.ProviderData = map[string]any{}
+		for k, v := range pay.ProviderData {
+			out.ProviderData[k] = v
+		}
+		switch reauthRefusal(res, err) {
+		case originalUnknown:
 			out.Status = normalize.StatusUnknown
-			err.Message += " The re-authorization's outcome is unknown: check the j-payment control panel before trying again."
+			if err.Uncertain {
+				err.Message += " The re-authorization's outcome is unknown: check the j-payment control panel before trying again."
+			} else {
+				err.Message += " j-payment's re-authorization cancels the original payment before authorizing again (seed 002), and this answer does not say how far it got: check gid " + key + " in the j-payment control panel before capturing or canceling it."
+			}
 			err.Retryable = false
-			err.Payment = &out
-			return nil, err
+		case originalCanceled:
+			out.Status = normalize.StatusVoided
+			if pay.Status == normalize.StatusCaptured {
+				out.Status = normalize.StatusRefunded
+			}
+			out.ProviderData["reauthorization_declined"] = true
+			if res != nil && res.GID != "" && res.GID != "0" {
+				out.ProviderData["reauthorization_gid"] = res.GID
+			}
+			out.UpdatedAt = p.stamp()
+			err.Message += " j-payment's re-authorization cancels the original payment before authorizing the new amount (seed 002), so gid " + key + " is reported " + out.Status + " and nothing is authorized now; verify in the j-payment control panel, and create a new payment to charge again."
+			err.MessageJa += " 再オーソリは元の決済を取消してから与信を行うため(再オーソリ仕様)、元の決済は取消済みとして扱います。管理画面でご確認のうえ、改めて決済を作成してください。"
+		default:
+			out = *pay // refused before anything was done
 		}
-		if err.Type == normalize.TypeCard {
-			// A new authorization is made, so it can be declined although the
-			// original succeeded.
-			err.Message += " The re-authorization was declined; paynorm did not change the original payment."
-		}
-		err.Payment = pay
+		err.Payment = &out
 		return nil, err
 	}
 	if res.GID == "" || res.GID == "0" {
@@ -255,15 +346,50 @@ func (p *Provider) Reauthorize(ctx context.Context, t providers.Target, req *nor
 		e.Provider, e.Payment = p.Account(), pay
 		return nil, e
 	}
-	now := p.now().In(normalize.JST)
 	next := normalize.NewPayment(p.Account(), res.GID)
 	next.OrderID = pay.OrderID
 	next.SetAmounts(req.Amount, req.Tax, req.Shipping)
-	next.Status, next.Capture, next.Metadata, next.Card = pay.Status, pay.Capture, pay.Metadata, pay.Card
-	next.CreatedAt, next.UpdatedAt = &now, &now
+	next.Status, next.Capture, next.Card = pay.Status, pay.Capture, pay.Card
+	next.Metadata = pay.Metadata
+	if req.Metadata != nil {
+		next.Metadata = req.Metadata
+	}
+	next.CreatedAt, next.UpdatedAt = p.stamp(), p.stamp()
 	p.fill(next, res)
 	next.ProviderData["replaces"] = pay.ID
 	return next, nil
+}
+
+// What a refused re-authorization says about the original payment.
+const (
+	originalUnchanged = iota // refused before anything was done
+	originalCanceled         // the new authorization was declined
+	originalUnknown          // no answer, or an error that may follow the cancel
+)
+
+// reauthUncertainER are the ER codes a re-authorization may give after its
+// cancel step: an internal exception, a payment failure without a reason,
+// a communication error. Every other ER code is a refusal of the request
+// itself (parameters, source IP, shop, maintenance...).
+var reauthUncertainER = map[string]bool{"ER000": true, "ER030": true, "ER042": true}
+
+func reauthRefusal(res *Result, err *normalize.Error) int {
+	if err.Uncertain {
+		return originalUnknown
+	}
+	code := ""
+	if len(err.ProviderCodes) > 0 {
+		code = err.ProviderCodes[0].Code
+	}
+	switch {
+	case strings.HasPrefix(code, "ER") && reauthUncertainER[code]:
+		return originalUnknown
+	case strings.HasPrefix(code, "ER"):
+		return originalUnchanged
+	case res != nil && res.Rst == "2":
+		return originalCanceled // the card company refused the new authorization
+	}
+	return originalUnchanged
 }
 
 func (p *Provider) stateError(code string, pay *normalize.Payment) *normalize.Error {

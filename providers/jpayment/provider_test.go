@@ -184,7 +184,7 @@ func TestFollowUpFaultsAreNotRetried(t *testing.T) {
 		t.Fatalf("ledger %s", st)
 	}
 	_, err = e.p.Capture(ctx, known(t, pay), &normalize.CaptureRequest{})
-	if ne := asErr(t, err); ne.Code != "already_captured" || ne.ProviderCodes[0].Code != "ER032" {
+	if ne := asErr(t, err); ne.Code != "not_capturable" || ne.ProviderCodes[0].Code != "ER032" || !strings.Contains(ne.Message, "control panel") {
 		t.Fatalf("%+v", ne)
 	}
 }
@@ -282,25 +282,46 @@ func TestReauthorize(t *testing.T) {
 	if pay.Status != normalize.StatusCaptured || pay.ProviderData["replaced_by"] != nil {
 		t.Fatalf("the caller's record was changed: %+v", pay)
 	}
-	// Declined re-authorization: the original stays as it was.
+	// Declined re-authorization (issue 15 item 6): re_auth cancels the
+	// original before it authorizes again (seed 002), so the error reports
+	// the original canceled (a sale: refunded), for the caller to record,
+	// and never "unchanged".
 	_, err = e.p.Reauthorize(ctx, known(t, re), &normalize.Reauthorize{Amount: 2_000_000})
 	ne := asErr(t, err)
-	if ne.Code != "exceeds_limit" || ne.Payment.ID != re.ID || ne.Payment.Status != normalize.StatusCaptured {
-		t.Fatalf("%+v", ne)
+	if ne.Code != "exceeds_limit" || ne.Payment.ID != re.ID || ne.Payment.Status != normalize.StatusRefunded ||
+		ne.Payment.ProviderData["reauthorization_declined"] != true || ne.Payment.ProviderData["reauthorization_gid"] == nil ||
+		!strings.Contains(ne.Message, "control panel") || strings.Contains(ne.Message, "did not change") {
+		t.Fatalf("%+v %+v", ne, ne.Payment)
 	}
-	if st, _ := e.sim.Status(gid(t, re)); st != "CAPTURE" {
+	if st, _ := e.sim.Status(gid(t, re)); st != "CANCEL" {
 		t.Fatalf("ledger %s", st)
 	}
+	if re.Status != normalize.StatusCaptured {
+		t.Fatalf("the caller's record was changed: %+v", re)
+	}
 	// Only this or last month (JST): checked before calling.
+	other := pay2(t, e)
 	calls := e.sim.Calls("re_auth")
 	e.p.SetClock(func() time.Time { return time.Now().AddDate(0, 2, 0) })
-	_, err = e.p.Reauthorize(ctx, known(t, re), &normalize.Reauthorize{Amount: 500})
+	_, err = e.p.Reauthorize(ctx, known(t, other), &normalize.Reauthorize{Amount: 500})
 	if ne := asErr(t, err); ne.Code != "refund_window_passed" {
 		t.Fatalf("%+v", ne)
 	}
 	if e.sim.Calls("re_auth") != calls {
 		t.Fatal("an out-of-window re-authorization reached the provider")
 	}
+}
+
+// pay2 makes another captured payment (the clock of e.p must be now).
+func pay2(t *testing.T, e *env) *normalize.Payment {
+	t.Helper()
+	r := req(1000, normalize.CaptureAutomatic, "tok_visa")
+	r.OrderID = "ORD-2"
+	p, err := e.p.CreatePayment(context.Background(), r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 func TestReauthWindow(t *testing.T) {

@@ -23,8 +23,13 @@ const MaxResponse = 16 << 10
 // official samples.
 type Param struct{ Key, Value string }
 
-// EncodeForm form-encodes params. Every value paynorm sends is ASCII
-// (ids, digits, tokens, e-mail), so no charset question arises.
+// EncodeForm form-encodes params as UTF-8, percent-encoded. The spec names
+// no charset for its free data (その他データ: "key=value 1024バイト以内",
+// spaces and line breaks encoded); paynorm's own values are ASCII (ids,
+// digits, tokens, e-mail), and metadata, which may be Japanese, goes out as
+// UTF-8 like a form posted from a UTF-8 page, the only non-ASCII echo on
+// record (a kickback carrying submit=%E8%B3%BC%E5%85%A5, UTF-8 "購入").
+// The echo in an answer's 13th field is kept as given, never decoded.
 func EncodeForm(params []Param) []byte {
 	var b strings.Builder
 	for i, p := range params {
@@ -74,7 +79,10 @@ const resultFields = 13
 
 // ParseAnswer reads an rt=1 body. Carriage returns are dropped first (the
 // gateway writes CRLF); the line is split by position, the 13th field and
-// anything after it being free data that may itself contain commas.
+// anything after it being free data that may itself contain commas or any
+// other character the merchant sent ("<VIP>" included: a charged answer is
+// never refused for what it echoes). An HTML error page is refused by its
+// shape (several lines, or a first field that is not a payment number).
 func ParseAnswer(body []byte) (*Answer, error) {
 	s := strings.ReplaceAll(string(body), "\r", "")
 	s = strings.TrimSpace(s)
@@ -88,7 +96,7 @@ func ParseAnswer(body []byte) (*Answer, error) {
 		}
 		return &Answer{ErrCode: code}, nil
 	}
-	if strings.ContainsAny(s, "\n<") {
+	if strings.Contains(s, "\n") {
 		return nil, ErrMalformed // HTML pages, several lines
 	}
 	f := strings.SplitN(s, ",", resultFields)
@@ -116,11 +124,6 @@ func (r *Result) Amounts() (am, tx, sf int64) {
 	tx, _ = strconv.ParseInt(r.Tx, 10, 64)
 	sf, _ = strconv.ParseInt(r.Sf, 10, 64)
 	return
-}
-
-// EncodeResult renders a result line (used by the sandbox).
-func EncodeResult(r *Result) []byte {
-	return []byte(strings.Join([]string{r.GID, r.Rst, r.Ap, r.Ec, r.God, r.Cod, r.Am, r.Tx, r.Sf, r.Ta, r.ID, r.PS, r.Extra}, ","))
 }
 
 // isCode accepts error codes like ER003 and G0442G040000.
@@ -176,8 +179,8 @@ func ParseKickback(v url.Values) (*Kickback, error) {
 		return nil, &ErrKickback{"gid", "must be the payment number (digits)"}
 	case len(k.Rst) != 1 || k.Rst < "1" || k.Rst > "5":
 		return nil, &ErrKickback{"rst", "must be 1 to 5"}
-	case k.Ap != "" && !alnum(k.Ap, 12):
-		return nil, &ErrKickback{"ap", "must be an approval number"}
+	case k.Ap != "" && !apCode(k.Ap):
+		return nil, &ErrKickback{"ap", "must be an approval number or a result word (CPL, CVS_CAN, BAN_SAL)"}
 	case k.Ec != "" && !isCode(k.Ec):
 		return nil, &ErrKickback{"ec", "must be an error code"}
 	case k.God != "" && !normalize.Digits(k.God, 1, 20):
@@ -213,13 +216,17 @@ func ParseKickback(v url.Values) (*Kickback, error) {
 	return k, nil
 }
 
-func alnum(s string, max int) bool {
-	if len(s) == 0 || len(s) > max {
+// apCode accepts what a kickback's ap carries: a card approval number
+// (6-7 alphanumerics, "TestMod" in test mode) or, for convenience-store and
+// bank payments, a result word with an underscore (CPL, CVS_CAN, BAN_SAL;
+// wire notes §1.10).
+func apCode(s string) bool {
+	if len(s) == 0 || len(s) > 12 {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_') {
 			return false
 		}
 	}

@@ -35,6 +35,18 @@ func TestParseAnswerRecordedSamples(t *testing.T) {
 	}
 }
 
+// Issue 15 item 5: the free data j-payment echoes in the 13th field may hold
+// any character the merchant sent. A charged answer echoing "<VIP>" was
+// refused as malformed (502, status unknown) although the gateway charged.
+func TestParseAnswerKeepsAnyFreeData(t *testing.T) {
+	for _, extra := range []string{"client_field_1=<VIP>", "client_field_1=%3CVIP%3E", "memo=a,b,c", "client_field_1=会員<特別>"} {
+		a, err := ParseAnswer([]byte("1095729,1,TestMod,,205685,ORD-1,1000,2,4,1006,,," + extra + "\r\n"))
+		if err != nil || a.Result.Rst != "1" || a.Result.GID != "1095729" || a.Result.Extra != extra {
+			t.Errorf("%q: %+v %v", extra, a, err)
+		}
+	}
+}
+
 func TestParseAnswerRejects(t *testing.T) {
 	for _, body := range []string{"", "\r\n", "OK", "ER:", "ER:<script>", "<html><body>Runtime Error</body></html>",
 		"1,1,a,,b", "x,1,,,,,1,0,0,1,,,", "1,9,,,,,1,0,0,1,,,", "1,1,,,,,1x,0,0,1,,,", "1,1,,,,,1,0,0,1\n2,1,,,,,1,0,0,1"} {
@@ -44,9 +56,14 @@ func TestParseAnswerRejects(t *testing.T) {
 	}
 }
 
+// encodeResult renders a result line by position, for round trips.
+func encodeResult(r *Result) []byte {
+	return []byte(strings.Join([]string{r.GID, r.Rst, r.Ap, r.Ec, r.God, r.Cod, r.Am, r.Tx, r.Sf, r.Ta, r.ID, r.PS, r.Extra}, ","))
+}
+
 func TestEncodeResultRoundTrip(t *testing.T) {
 	in := &Result{GID: "12", Rst: "1", Ap: "123456", God: "34", Cod: "ORD-1", Am: "1000", Tx: "80", Sf: "500", Ta: "1580", Extra: "client_field_1=a&b=c,d"}
-	a, err := ParseAnswer(EncodeResult(in))
+	a, err := ParseAnswer(encodeResult(in))
 	if err != nil || *a.Result != *in {
 		t.Fatalf("%+v %v", a, err)
 	}
@@ -62,6 +79,20 @@ func TestParseKickback(t *testing.T) {
 	v, _ = url.ParseQuery("gid=10000001&rst=4&cod=test&acid=10000001&ec=")
 	if k, err := ParseKickback(v); err != nil || k.Acid != "10000001" || k.HasAmounts {
 		t.Fatalf("stop notice: %+v %v", k, err)
+	}
+	// Issue 15 item 11: convenience-store and bank kickbacks carry result
+	// words in ap (wire notes §1.10: CPL paid, CVS_CAN cancelled, BAN_SAL).
+	for _, ap := range []string{"CPL", "CVS_CAN", "BAN_SAL", "TestMod", "0001112"} {
+		v, _ := url.ParseQuery("gid=10000001&rst=1&ap=" + ap + "&ec=&god=10000002&cod=test&am=1000&tx=80&sf=500&ta=1580")
+		if k, err := ParseKickback(v); err != nil || k.Ap != ap {
+			t.Errorf("ap=%s: %+v %v", ap, k, err)
+		}
+	}
+	for _, ap := range []string{"CVS-CAN", "<x>", "ABCDEFGHIJKLM"} {
+		v := url.Values{"gid": {"1"}, "rst": {"1"}, "ap": {ap}}
+		if _, err := ParseKickback(v); err == nil {
+			t.Errorf("ap=%q accepted", ap)
+		}
 	}
 	bad := map[string]string{
 		"gid":  "rst=1",
@@ -83,7 +114,8 @@ func TestParseKickback(t *testing.T) {
 }
 
 func FuzzParseAnswer(f *testing.F) {
-	for _, s := range []string{"1095729,1,TestMod,,205685,,1000,2,4,1006,,,", "0,2,,ER900,,,0,0,0,0,,,0,", "ER:ER003\r\n", "", "ER:", ",,,,,,,,,,,,,,,"} {
+	for _, s := range []string{"1095729,1,TestMod,,205685,,1000,2,4,1006,,,", "0,2,,ER900,,,0,0,0,0,,,0,", "ER:ER003\r\n", "", "ER:", ",,,,,,,,,,,,,,,",
+		"1095729,1,TestMod,,205685,ORD-1,1000,2,4,1006,,,client_field_1=<VIP>", "<html><body>Runtime Error</body></html>"} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -98,7 +130,7 @@ func FuzzParseAnswer(f *testing.F) {
 			if r.Rst != "1" && r.Rst != "2" || r.GID == "" {
 				t.Fatalf("accepted %+v", r)
 			}
-			again, err := ParseAnswer(EncodeResult(r))
+			again, err := ParseAnswer(encodeResult(r))
 			if err != nil || *again.Result != *r {
 				t.Fatalf("round trip: %+v -> %+v %v", r, again, err)
 			}
@@ -108,7 +140,7 @@ func FuzzParseAnswer(f *testing.F) {
 
 func FuzzParseKickback(f *testing.F) {
 	for _, s := range []string{"gid=10000001&rst=1&ap=0001112&ec=&god=10000002&cod=test&am=1000&tx=80&sf=500&ta=1580",
-		"gid=1&rst=4&acid=9", "gid=1&rst=2&ec=G0442G040000", "gid=%00&rst=1", "rst=5&acid=1&gid=00"} {
+		"gid=1&rst=4&acid=9", "gid=1&rst=2&ec=G0442G040000", "gid=%00&rst=1", "rst=5&acid=1&gid=00", "gid=2&rst=1&ap=CVS_CAN&am=500&ta=500"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, q string) {

@@ -1,11 +1,15 @@
 // Package sandbox holds wire-faithful simulators of the providers paynorm
 // speaks to, so paynorm runs and is tested without provider accounts. They
-// keep their ledgers in memory and apply the providers' state rules.
+// keep their ledgers in memory and apply the providers' state rules. They
+// share no code with paynorm's codecs (wire.go, imports_test.go): their
+// answers are checked against recorded exchanges (testdata/fixtures), so a
+// codec and its simulator cannot agree on a mistake unseen.
 package sandbox
 
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -13,9 +17,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/paynorm/paynorm/normalize"
-	"github.com/paynorm/paynorm/providers/gmo"
 )
 
 // Card is a test card a magic token stands for.
@@ -31,6 +32,13 @@ var (
 		"tok_jcb":        {"3530111333300000", "3012"},
 		"tok_amex":       {"378282246310005", "3012"},
 		"tok_diners":     {"30569309025904", "3012"},
+		// EMV 3-D Secure 2 test cards (threeds.go): every other card is
+		// not enrolled in 3-D Secure.
+		TokThreeDSChallenge:    {"4000000000001000", "3012"},
+		TokThreeDSFrictionless: {"4000000000002008", "3012"},
+		TokThreeDSFail:         {"4000000000003006", "3012"},
+		TokThreeDSUnavailable:  {"4000000000004004", "3012"},
+		TokThreeDSInitError:    {"4000000000005001", "3012"},
 	}
 	// Declines map to the GMO ErrInfo the card company would give.
 	Declines = map[string]string{
@@ -63,6 +71,12 @@ func magic(tok string) string {
 			}
 		}
 	}
+	// Card names with an underscore of their own (tok_3ds_challenge_123).
+	for name := range TestCards {
+		if tok == name || strings.HasPrefix(tok, name+"_") {
+			return name
+		}
+	}
 	for name := range Declines {
 		if tok == name || strings.HasPrefix(tok, name+"_") {
 			return name
@@ -84,10 +98,28 @@ type trade struct {
 	method, payTimes          string
 	tranID, approve, forward  string
 	cardNo, expire, memberID  string
+	siteID                    string
 	number                    string // full number of a token payment, for TradedCard
 	clientFields              [3]string
-	processed                 time.Time
-	execs                     int // ExecTran calls that charged (for tests)
+	// processed is when the trade was last processed (ProcessDate): the
+	// day VOID, RETURN and RETURNX are judged by.
+	processed time.Time
+	// executed is when ExecTran charged (for RETURNX's 180 days).
+	executed time.Time
+	execs    int // ExecTran calls that charged (for tests)
+
+	// 3-D Secure (EntryTran TdFlag=2; threeds.go).
+	td           bool
+	tds2Type     string // 2 required, 3 attempt
+	tenant       string // TdTenantName, decoded
+	retURL       string // ExecTran RetUrl
+	callbackType string
+	// tds2 is the authentication result (Tds2TransResult): "" none, C a
+	// challenge waiting, Y authenticated, A attempted, N failed, U could
+	// not be performed; tds2Reason its reason code.
+	tds2, tds2Reason string
+	acsID, acsT      string // the challenge page's transId and t
+	pending          *pendingExec
 }
 
 // GMO simulates the protocol-type card API on /payment/*.idPass.
@@ -98,10 +130,26 @@ type GMO struct {
 	SlowDelay time.Duration
 	// Now is the simulator clock (JST dates are derived from it).
 	Now func() time.Time
+	// ThreeDSShops lists shops whose contract requires 3-D Secure: their
+	// EntryTran without TdFlag=2 is refused with E01080101.
+	ThreeDSShops map[string]bool
+	// NotifyRetry is the pause before a result notification is sent
+	// again (GMO: about an hour; default 30s here).
+	NotifyRetry time.Duration
+	// Checkout is the demo merchant served on /sandbox/checkout.
+	Checkout *Checkout
+	// CardAttributes makes SaveCard and SearchCard answer the card
+	// attribute columns (Brand, DomesticFlag, IssuerCode, DebitPrepaidFlag,
+	// DebitPrepaidIssuerName, ForwardFinal), which a shop gets only with
+	// that option of its contract: every recorded SaveCard/SearchCard
+	// answer (testdata/fixtures) has none. Off by default.
+	CardAttributes bool
 
 	mu      sync.Mutex
 	trades  map[string]*trade // shopID/orderID
 	byAcc   map[string]*trade // accessID
+	byACS   map[string]*trade // challenge transId
+	notify  notifier
 	members map[string]*member
 	seq     atomic.Int64
 	calls   sync.Map // api -> *atomic.Int64
@@ -110,7 +158,8 @@ type GMO struct {
 
 // NewGMO builds an empty simulator.
 func NewGMO() *GMO {
-	return &GMO{trades: map[string]*trade{}, byAcc: map[string]*trade{}, members: map[string]*member{}, SlowDelay: 3 * time.Second, Now: time.Now}
+	return &GMO{trades: map[string]*trade{}, byAcc: map[string]*trade{}, byACS: map[string]*trade{}, members: map[string]*member{},
+		SlowDelay: 3 * time.Second, Now: time.Now, NotifyRetry: 30 * time.Second, Checkout: NewCheckout()}
 }
 
 // Calls reports how many times api was called.
@@ -156,7 +205,14 @@ func randHex(n int) string {
 
 // ServeHTTP answers one .idPass call.
 func (g *GMO) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if strings.HasPrefix(r.URL.Path, "/sandbox/") {
+	switch {
+	case strings.HasPrefix(r.URL.Path, "/sandbox/acs/"):
+		g.acs(w, r)
+		return
+	case g.Checkout.Handles(r.URL.Path):
+		g.Checkout.ServeHTTP(w, r)
+		return
+	case strings.HasPrefix(r.URL.Path, "/sandbox/"):
 		g.control(w, r)
 		return
 	}
@@ -173,7 +229,7 @@ func (g *GMO) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.answer(w, errs("E00000001"))
 		return
 	}
-	if !strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+	if !strings.HasPrefix(strings.ToLower(r.Header.Get("Content-Type")), "application/x-www-form-urlencoded") {
 		// GMO does not parse a body without the form Content-Type.
 		g.answer(w, errs("E01190001"))
 		return
@@ -182,18 +238,22 @@ func (g *GMO) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return
 	}
-	f, err := gmo.ParseForm(body)
+	f, err := parseSJISForm(body)
 	if err != nil {
 		g.answer(w, errs("E01999998"))
 		return
 	}
-	var out []gmo.Param
+	var out []kv
 	var after func()
 	switch name {
 	case "EntryTran":
 		out = g.entryTran(f)
 	case "ExecTran":
-		out, after = g.execTran(f)
+		out, after = g.execTranAt(f, baseURL(r))
+	case "SecureTran2":
+		out = g.secureTran2(f)
+	case "Tds2Result":
+		out = g.tds2ResultAPI(f)
 	case "AlterTran":
 		out = g.alterTran(f)
 	case "ChangeTran":
@@ -208,23 +268,28 @@ func (g *GMO) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if after != nil {
 		after()
 	}
-	if len(out) == 1 && out[0].Key == "__status" {
+	if len(out) == 1 && out[0].k == "__status" {
 		http.Error(w, "Service Unavailable", http.StatusServiceUnavailable)
 		return
 	}
 	if fl, ok := g.faults.takeAfter(name); ok {
-		fl.after(w, gmo.EncodeResponse(out))
+		fl.after(w, encodeAnswer(out))
 		return
 	}
 	g.answer(w, out)
 }
 
-func (g *GMO) answer(w http.ResponseWriter, out []gmo.Param) {
-	w.Header().Set("Content-Type", "text/plain;charset=Shift_JIS")
-	_, _ = w.Write(gmo.EncodeResponse(out))
+// answer writes a GMO answer; the recorded Content-Type labels vary within
+// the Shift_JIS family (INDEX.md §9), this is the card API's.
+func (g *GMO) answer(w http.ResponseWriter, out []kv) {
+	w.Header().Set("Content-Type", "text/plain;charset=Windows-31J")
+	_, _ = w.Write(encodeAnswer(out))
 }
 
-func errs(infos ...string) []gmo.Param {
+// errs answers ErrCode/ErrInfo, one ErrCode entry per error in the same
+// order, '|'-joined (INDEX.md §2). A card company's 42Gnn0000 has ErrCode
+// Gnn.
+func errs(infos ...string) []kv {
 	codes := make([]string, len(infos))
 	for i, in := range infos {
 		codes[i] = in[:3]
@@ -232,10 +297,10 @@ func errs(infos ...string) []gmo.Param {
 			codes[i] = in[2:5]
 		}
 	}
-	return []gmo.Param{{Key: "ErrCode", Value: strings.Join(codes, "|")}, {Key: "ErrInfo", Value: strings.Join(infos, "|")}}
+	return []kv{{"ErrCode", strings.Join(codes, "|")}, {"ErrInfo", strings.Join(infos, "|")}}
 }
 
-func (g *GMO) shopOK(f map[string]string) []gmo.Param {
+func (g *GMO) shopOK(f map[string]string) []kv {
 	id, pass := f["ShopID"], f["ShopPass"]
 	switch {
 	case id == "":
@@ -249,7 +314,7 @@ func (g *GMO) shopOK(f map[string]string) []gmo.Param {
 	return nil
 }
 
-func (g *GMO) entryTran(f map[string]string) []gmo.Param {
+func (g *GMO) entryTran(f map[string]string) []kv {
 	if e := g.shopOK(f); e != nil {
 		return e
 	}
@@ -257,7 +322,7 @@ func (g *GMO) entryTran(f map[string]string) []gmo.Param {
 	if oid == "" {
 		return errs("E01040001")
 	}
-	if !normalize.ValidOrderID(oid, 27) {
+	if !orderIDOK(oid, 27) {
 		return errs("E01040013")
 	}
 	switch job {
@@ -265,7 +330,7 @@ func (g *GMO) entryTran(f map[string]string) []gmo.Param {
 	case "":
 		return errs("E01050001")
 	default:
-		return errs("E01050004")
+		return errs("E01050002")
 	}
 	amount, err1 := strconv.ParseInt(f["Amount"], 10, 64)
 	tax, err2 := strconv.ParseInt(orZero(f["Tax"]), 10, 64)
@@ -280,6 +345,10 @@ func (g *GMO) entryTran(f map[string]string) []gmo.Param {
 			return errs("E01070005")
 		}
 	}
+	td, e := g.entryThreeDS(f)
+	if e != nil {
+		return e
+	}
 	key := f["ShopID"] + "/" + oid
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -288,8 +357,11 @@ func (g *GMO) entryTran(f map[string]string) []gmo.Param {
 	}
 	t := &trade{shopID: f["ShopID"], shopPass: f["ShopPass"], orderID: oid, accessID: randHex(32), access: randHex(32),
 		job: job, status: "UNPROCESSED", amount: amount, tax: tax, processed: g.Now()}
+	if td != nil {
+		t.td, t.tds2Type, t.tenant = true, td.tds2Type, td.tenant
+	}
 	g.trades[key], g.byAcc[t.accessID] = t, t
-	return []gmo.Param{{Key: "AccessID", Value: t.accessID}, {Key: "AccessPass", Value: t.access}}
+	return []kv{{"AccessID", t.accessID}, {"AccessPass", t.access}}
 }
 
 func orZero(s string) string {
@@ -299,7 +371,7 @@ func orZero(s string) string {
 	return s
 }
 
-func (g *GMO) byAccess(f map[string]string) (*trade, []gmo.Param) {
+func (g *GMO) byAccess(f map[string]string) (*trade, []kv) {
 	if f["AccessID"] == "" {
 		return nil, errs("E01090001")
 	}
@@ -313,7 +385,17 @@ func (g *GMO) byAccess(f map[string]string) (*trade, []gmo.Param) {
 	return t, nil
 }
 
-func (g *GMO) execTran(f map[string]string) (out []gmo.Param, after func()) {
+// tranID makes a test-site TranID: yyMMddHHmm, twelve 1s, six digits (28
+// digits; INDEX.md §14).
+func (g *GMO) tranID(now time.Time) string {
+	return now.In(jst).Format("0601021504") + "111111111111" + fmt.Sprintf("%06d", g.seq.Add(1)%1000000)
+}
+
+func (g *GMO) execTran(f map[string]string) (out []kv, after func()) { return g.execTranAt(f, "") }
+
+// execTranAt runs ExecTran; base is the simulator's own URL, where a 3-D
+// Secure challenge page is served (RedirectUrl).
+func (g *GMO) execTranAt(f map[string]string, base string) (out []kv, after func()) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	t, e := g.byAccess(f)
@@ -326,18 +408,44 @@ func (g *GMO) execTran(f map[string]string) (out []gmo.Param, after func()) {
 	if t.status != "UNPROCESSED" {
 		return errs("E11010001"), nil
 	}
-	method := orZero(f["Method"])
-	if method == "0" {
-		method = "1"
-	}
-	switch method {
-	case "1", "3":
-	case "2", "4", "5":
-		if method != "4" && f["PayTimes"] == "" {
-			return errs("E01270001"), nil
+	// 支払方法 (seed 001): 1 一括, 2 分割, 3 ボーナス一括, 4 ボーナス分割,
+	// 5 リボ; PayTimes with 2 and 4 only. A CHECK takes none and answers
+	// Method and PayTimes empty (recorded: kissy2go by_number).
+	method, payTimes := f["Method"], ""
+	if t.job == "CHECK" {
+		method = ""
+	} else {
+		switch method {
+		case "1", "3", "5":
+		case "2", "4":
+			if f["PayTimes"] == "" {
+				return errs("E01270001"), nil
+			}
+			if n, err := strconv.Atoi(f["PayTimes"]); err != nil || n < 2 || n > 99 {
+				return errs("E01270010"), nil
+			}
+			payTimes = f["PayTimes"]
+		case "":
+			return errs("E01260001"), nil
+		default:
+			return errs("E01260002"), nil
 		}
-	default:
-		return errs("E01260010"), nil
+	}
+	// 加盟店自由項目: 100 Shift_JIS bytes, none of ^ ` { | } ~ & < > " '
+	// (seed 001 item 15; E01320012/E01320013, E0133..., E0134...).
+	for i, group := range []string{"E0132", "E0133", "E0134"} {
+		v := f["ClientField"+strconv.Itoa(i+1)]
+		if n, ok := sjisLen(v); !ok || n > 100 {
+			return errs(group + "0012"), nil
+		}
+		if strings.ContainsAny(v, "^`{|}~&<>\"'") {
+			return errs(group + "0013"), nil
+		}
+	}
+	if t.td {
+		if e := retURLOK(f["RetUrl"]); e != nil {
+			return e, nil
+		}
 	}
 	var card Card
 	tok := f["Token"]
@@ -346,6 +454,9 @@ func (g *GMO) execTran(f map[string]string) (out []gmo.Param, after func()) {
 	case tok != "":
 		m := magic(tok)
 		if info, ok := Declines[m]; ok {
+			if t.td && t.tds2Type == "2" {
+				return errs("E21030201"), nil // not enrolled: required 3DS fails first
+			}
 			return errs(info), nil
 		}
 		switch m {
@@ -356,7 +467,7 @@ func (g *GMO) execTran(f map[string]string) (out []gmo.Param, after func()) {
 		case TokMaintenance:
 			return errs("E91099996"), nil
 		case Tok5xx:
-			return []gmo.Param{{Key: "__status", Value: "503"}}, nil
+			return []kv{{"__status", "503"}}, nil
 		case TokSlow:
 			slow, card = true, TestCards["tok_visa"]
 		case TokBadCheck:
@@ -374,46 +485,30 @@ func (g *GMO) execTran(f map[string]string) (out []gmo.Param, after func()) {
 			return e, nil
 		}
 		card = c
-		t.memberID = f["MemberID"]
+		t.memberID, t.siteID = f["MemberID"], f["SiteID"]
 	case f["CardNo"] != "":
 		card = Card{Number: f["CardNo"], Expire: f["Expire"]}
 	default:
 		return errs("E01170001"), nil
 	}
+	pe := &pendingExec{card: card, method: method, payTimes: payTimes, member: f["MemberID"] != "", flag: f["ClientFieldFlag"] == "1"}
+	for i := range pe.clientFields {
+		pe.clientFields[i] = f["ClientField"+strconv.Itoa(i+1)]
+	}
+	if t.td {
+		challenge, e := g.authenticate(t, card.Number)
+		if e != nil {
+			return e, nil
+		}
+		if challenge {
+			return g.challenge(t, pe, f, base), nil
+		}
+	}
 	if f["SecurityCode"] == "000" {
 		return errs("42G440000"), nil
 	}
-	now := g.Now()
-	t.status, t.method, t.payTimes = t.job, method, f["PayTimes"]
-	if t.job == "SAUTH" {
-		t.status = "AUTH"
-	}
-	t.tranID = now.In(normalize.JST).Format("0601021504") + strconv.FormatInt(1000000000000000+g.seq.Add(1), 10)
-	t.approve = strconv.Itoa(1000000 + int(g.seq.Load()%9000000))
-	t.forward = "2a99662"
-	t.cardNo = normalize.MaskNumber(card.Number)
-	if f["MemberID"] == "" {
-		t.number = card.Number
-	}
-	t.expire = card.Expire
-	t.processed = now
-	t.execs++
-	for i := range t.clientFields {
-		t.clientFields[i] = f["ClientField"+strconv.Itoa(i+1)]
-	}
-	tranDate := now.In(normalize.JST).Format("20060102150405")
-	check := gmo.CheckString(t.orderID, t.forward, method, t.payTimes, t.approve, t.tranID, tranDate, t.shopPass)
-	if badCheck {
-		check = strings.Repeat("0", 32)
-	}
-	out = []gmo.Param{{Key: "ACS", Value: "0"}, {Key: "OrderID", Value: t.orderID}, {Key: "Forward", Value: t.forward}, {Key: "Method", Value: method},
-		{Key: "PayTimes", Value: t.payTimes}, {Key: "Approve", Value: t.approve}, {Key: "TranID", Value: t.tranID}, {Key: "TranDate", Value: tranDate},
-		{Key: "CheckString", Value: check}}
-	if f["ClientFieldFlag"] == "1" {
-		for i := range t.clientFields {
-			out = append(out, gmo.Param{Key: "ClientField" + strconv.Itoa(i+1), Value: t.clientFields[i]})
-		}
-	}
+	// Key order of every recorded ExecTran answer (INDEX.md §3).
+	out = append([]kv{{"ACS", "0"}}, g.charge(t, pe, badCheck)...)
 	if slow {
 		d := g.SlowDelay
 		return out, func() { time.Sleep(d) }
@@ -421,7 +516,33 @@ func (g *GMO) execTran(f map[string]string) (out []gmo.Param, after func()) {
 	return out, nil
 }
 
-func (g *GMO) alterTran(f map[string]string) []gmo.Param {
+// cancelDateOK applies GMO's date rule of each cancel job to a trade last
+// processed at processed, in Japan time: VOID (取消) on the same day only,
+// RETURN (返品) within the same month (the same day included: a recorded
+// 2013 AUTH was RETURNed minutes after it was made), RETURNX (月跨り返品)
+// from the next month on, up to 180 days after the charge (E11010010).
+func cancelDateOK(job string, t *trade, now time.Time) []kv {
+	switch job {
+	case "VOID":
+		if !sameDay(t.processed, now) {
+			return errs("E11010003")
+		}
+	case "RETURN":
+		if !sameMonth(t.processed, now) {
+			return errs("E11010003")
+		}
+	case "RETURNX":
+		if sameMonth(t.processed, now) {
+			return errs("E11010003")
+		}
+		if now.Sub(t.executed) > 180*24*time.Hour {
+			return errs("E11010010")
+		}
+	}
+	return nil
+}
+
+func (g *GMO) alterTran(f map[string]string) []kv {
 	if e := g.shopOK(f); e != nil {
 		return e
 	}
@@ -434,13 +555,17 @@ func (g *GMO) alterTran(f map[string]string) []gmo.Param {
 	if t.shopID != f["ShopID"] {
 		return errs("E01110002")
 	}
+	now := g.Now()
 	job := f["JobCd"]
 	switch job {
 	case "SALES":
-		if t.status == "SALES" || t.status == "CAPTURE" {
+		switch t.status {
+		case "SALES", "CAPTURE":
 			return errs("E11010001")
-		}
-		if t.status != "AUTH" {
+		case "AUTH", "SAUTH":
+		case "UNPROCESSED":
+			return errs("E01110010") // 決済が完了していません
+		default:
 			return errs("E11010002")
 		}
 		amount, _ := strconv.ParseInt(f["Amount"], 10, 64)
@@ -452,11 +577,13 @@ func (g *GMO) alterTran(f map[string]string) []gmo.Param {
 		case "AUTH", "CAPTURE", "SALES", "SAUTH":
 		case "VOID", "RETURN", "RETURNX":
 			return errs("E11010001")
+		case "UNPROCESSED":
+			return errs("E01110010")
 		default:
 			return errs("E11010002")
 		}
-		if job == "VOID" && !sameDay(t.processed, g.Now()) && t.status != "AUTH" {
-			return errs("E11010003")
+		if e := cancelDateOK(job, t, now); e != nil {
+			return e
 		}
 	case "":
 		return errs("E01050001")
@@ -464,18 +591,15 @@ func (g *GMO) alterTran(f map[string]string) []gmo.Param {
 		return errs("E01050004")
 	}
 	t.status = job
-	t.processed = g.Now()
-	t.tranID = t.tranID[:len(t.tranID)-1] + strconv.Itoa(int(g.seq.Add(1)%10))
-	return []gmo.Param{{Key: "AccessID", Value: t.accessID}, {Key: "AccessPass", Value: t.access}, {Key: "Forward", Value: t.forward},
-		{Key: "Approve", Value: t.approve}, {Key: "TranID", Value: t.tranID}, {Key: "TranDate", Value: t.processed.In(normalize.JST).Format("20060102150405")}}
+	t.processed = now
+	t.tranID = g.tranID(now)
+	g.notifyTrade(t, job)
+	// Key order of the recorded AlterTran answers: no Status, no CheckString.
+	return []kv{{"AccessID", t.accessID}, {"AccessPass", t.access}, {"Forward", t.forward},
+		{"Approve", t.approve}, {"TranID", t.tranID}, {"TranDate", now.In(jst).Format("20060102150405")}}
 }
 
-func sameDay(a, b time.Time) bool {
-	a, b = a.In(normalize.JST), b.In(normalize.JST)
-	return a.Year() == b.Year() && a.YearDay() == b.YearDay()
-}
-
-func (g *GMO) changeTran(f map[string]string) []gmo.Param {
+func (g *GMO) changeTran(f map[string]string) []kv {
 	if e := g.shopOK(f); e != nil {
 		return e
 	}
@@ -495,9 +619,10 @@ func (g *GMO) changeTran(f map[string]string) []gmo.Param {
 	}
 	switch f["JobCd"] {
 	case "AUTH", "SAUTH":
-		if t.status != "AUTH" {
+		if t.status != "AUTH" && t.status != "SAUTH" {
 			return errs("E11010003")
 		}
+		t.status = f["JobCd"]
 	case "CAPTURE":
 		if t.status != "CAPTURE" && t.status != "SALES" {
 			return errs("E11010003")
@@ -505,13 +630,15 @@ func (g *GMO) changeTran(f map[string]string) []gmo.Param {
 	default:
 		return errs("E01050004")
 	}
+	now := g.Now()
 	t.amount, t.tax = amount, tax
-	t.processed = g.Now()
-	return []gmo.Param{{Key: "AccessID", Value: t.accessID}, {Key: "AccessPass", Value: t.access}, {Key: "Forward", Value: t.forward},
-		{Key: "Approve", Value: t.approve}, {Key: "TranID", Value: t.tranID}, {Key: "TranDate", Value: t.processed.In(normalize.JST).Format("20060102150405")}}
+	t.processed = now
+	t.tranID = g.tranID(now)
+	return []kv{{"AccessID", t.accessID}, {"AccessPass", t.access}, {"Forward", t.forward},
+		{"Approve", t.approve}, {"TranID", t.tranID}, {"TranDate", now.In(jst).Format("20060102150405")}}
 }
 
-func (g *GMO) searchTrade(f map[string]string) []gmo.Param {
+func (g *GMO) searchTrade(f map[string]string) []kv {
 	if e := g.shopOK(f); e != nil {
 		return e
 	}
@@ -524,12 +651,14 @@ func (g *GMO) searchTrade(f map[string]string) []gmo.Param {
 	if t == nil {
 		return errs("E01110002")
 	}
-	return []gmo.Param{{Key: "OrderID", Value: t.orderID}, {Key: "Status", Value: t.status},
-		{Key: "ProcessDate", Value: t.processed.In(normalize.JST).Format("20060102150405")}, {Key: "JobCd", Value: t.job},
-		{Key: "AccessID", Value: t.accessID}, {Key: "AccessPass", Value: t.access}, {Key: "ItemCode", Value: "0000990"},
-		{Key: "Amount", Value: strconv.FormatInt(t.amount, 10)}, {Key: "Tax", Value: strconv.FormatInt(t.tax, 10)},
-		{Key: "SiteID", Value: ""}, {Key: "MemberID", Value: t.memberID}, {Key: "CardNo", Value: t.cardNo}, {Key: "Expire", Value: t.expire},
-		{Key: "Method", Value: t.method}, {Key: "PayTimes", Value: t.payTimes}, {Key: "Forward", Value: t.forward}, {Key: "TranID", Value: t.tranID},
-		{Key: "Approve", Value: t.approve}, {Key: "ClientField1", Value: t.clientFields[0]}, {Key: "ClientField2", Value: t.clientFields[1]},
-		{Key: "ClientField3", Value: t.clientFields[2]}}
+	// Key order of the recorded SearchTrade answers; Status is the job of
+	// the last processing (SAUTH stays SAUTH), every ClientField present.
+	return []kv{{"OrderID", t.orderID}, {"Status", t.status},
+		{"ProcessDate", t.processed.In(jst).Format("20060102150405")}, {"JobCd", t.job},
+		{"AccessID", t.accessID}, {"AccessPass", t.access}, {"ItemCode", "0000990"},
+		{"Amount", strconv.FormatInt(t.amount, 10)}, {"Tax", strconv.FormatInt(t.tax, 10)},
+		{"SiteID", t.siteID}, {"MemberID", t.memberID}, {"CardNo", t.cardNo}, {"Expire", t.expire},
+		{"Method", t.method}, {"PayTimes", t.payTimes}, {"Forward", t.forward}, {"TranID", t.tranID},
+		{"Approve", t.approve}, {"ClientField1", t.clientFields[0]}, {"ClientField2", t.clientFields[1]},
+		{"ClientField3", t.clientFields[2]}}
 }

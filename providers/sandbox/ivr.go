@@ -10,10 +10,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"unicode/utf8"
-
-	"github.com/paynorm/paynorm/normalize"
-	"github.com/paynorm/paynorm/providers/gmo"
-	"github.com/paynorm/paynorm/providers/gmoivr"
 )
 
 // IVR simulates GMO's IVR payment Web API (seed 001) on
@@ -48,8 +44,12 @@ func (v *IVR) Calls(api string) int64 {
 // Outcomes of a simulated call, besides any magic token name (tok_visa,
 // tok_insufficient_funds...) which is the card the holder keys in.
 const (
-	OutcomeSuccess    = "success"     // tok_visa
-	OutcomeTimeout    = "timeout"     // ExecTran charges, the IVR reports psp 1 without codes
+	OutcomeSuccess = "success" // tok_visa
+	// OutcomeTimeout is seed 001's "処理エラー。通信タイムアウトなど": the
+	// IVR's ExecTran fails between the IVR and the card system
+	// (pspStatusCode 1, no code, authSuccessFlg 0). Nothing is charged: the
+	// order stays unexecuted at GMO.
+	OutcomeTimeout    = "timeout"
 	OutcomeHangup     = "hangup"      // the call ends before any transaction
 	OutcomeEntryError = "entry_error" // EntryTran fails (order id already used)
 )
@@ -58,15 +58,171 @@ const (
 // "result_<code>" kind answers that code (30, 31, 32 with a message list).
 const FaultResult90 = "result_90"
 
+// Result and status codes of seed 001.
+const (
+	ivrOK          = "0"
+	ivrParam       = "30"
+	ivrAuthParam   = "31"
+	ivrSaveParam   = "32"
+	ivrNoReceipt   = "40"
+	ivrWaiting     = "0"
+	ivrInCall      = "1"
+	ivrCompleted   = "2"
+	ivrUseAuth     = "1"
+	ivrUseAuthSave = "2"
+	ivrUseSave     = "3"
+)
+
+// The IVR's JSON, field names and order as in seed 001's tables and
+// examples. Every value is a string on the wire.
+type ivrItem struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+type ivrAuth struct {
+	OrderID         string `json:"orderId"`
+	JobCd           string `json:"jobCd"`
+	ItemCode        string `json:"itemCode"`
+	Amount          string `json:"amount"`
+	Tax             string `json:"tax"`
+	Method          string `json:"method"`
+	PayTimes        string `json:"payTimes"`
+	ClientField1    string `json:"clientField1"`
+	ClientField2    string `json:"clientField2"`
+	ClientField3    string `json:"clientField3"`
+	ClientFieldFlag string `json:"clientFieldFlag"`
+}
+
+type ivrSave struct {
+	MemberID    string `json:"memberId"`
+	MemberName  string `json:"memberName"`
+	SeqMode     string `json:"seqMode"`
+	CardSeq     string `json:"cardSeq"`
+	DefaultFlag string `json:"defaultFlag"`
+	CardName    string `json:"cardName"`
+	CardPass    string `json:"cardPass"`
+	HolderName  string `json:"holderName"`
+	UpdateType  string `json:"updateType"`
+}
+
+type ivrRegist struct {
+	UseDivisionCode string    `json:"useDivisionCode"`
+	AnyItem         []ivrItem `json:"anyItem"`
+	UserID          string    `json:"userId"`
+	GMOPG           struct {
+		ShopID string   `json:"shopId"`
+		SiteID string   `json:"siteId"`
+		Auth   *ivrAuth `json:"auth"`
+		Save   *ivrSave `json:"save"`
+	} `json:"gmopg"`
+}
+
+type ivrSearch struct {
+	ReceiptNo        string `json:"receiptNo"`
+	AnyItemReturnFlg string `json:"anyItemReturnFlg"`
+	DetailReturnFlg  string `json:"detailReturnFlg"`
+}
+
+// A step's result. pspStatusCode is 0 when the IVR and the card system
+// talked (a decline included: seed 001's third example has 0 with
+// errCode/errInfo), 1 when they could not.
+type ivrEntryTran struct {
+	PSPStatusCode       string `json:"pspStatusCode"`
+	TransactionDatetime string `json:"transactionDatetime"`
+	AccessID            string `json:"accessId,omitempty"`
+	AccessPass          string `json:"accessPass,omitempty"`
+	ErrCode             string `json:"errCode,omitempty"`
+	ErrInfo             string `json:"errInfo,omitempty"`
+}
+
+type ivrExecTran struct {
+	PSPStatusCode       string `json:"pspStatusCode"`
+	TransactionDatetime string `json:"transactionDatetime"`
+	ACS                 string `json:"acs,omitempty"`
+	OrderID             string `json:"orderId,omitempty"`
+	Forward             string `json:"forward,omitempty"`
+	Method              string `json:"method,omitempty"`
+	PayTimes            string `json:"payTimes,omitempty"`
+	Approve             string `json:"approve,omitempty"`
+	TranID              string `json:"tranId,omitempty"`
+	TranDate            string `json:"tranDate,omitempty"`
+	CheckString         string `json:"checkString,omitempty"`
+	ClientField1        string `json:"clientField1,omitempty"`
+	ClientField2        string `json:"clientField2,omitempty"`
+	ClientField3        string `json:"clientField3,omitempty"`
+	ErrCode             string `json:"errCode,omitempty"`
+	ErrInfo             string `json:"errInfo,omitempty"`
+}
+
+type ivrMember struct {
+	PSPStatusCode       string `json:"pspStatusCode"`
+	TransactionDatetime string `json:"transactionDatetime"`
+	MemberID            string `json:"memberId,omitempty"`
+	MemberName          string `json:"memberName,omitempty"`
+	DeleteFlag          string `json:"deleteFlag,omitempty"`
+	ErrCode             string `json:"errCode,omitempty"`
+	ErrInfo             string `json:"errInfo,omitempty"`
+}
+
+type ivrCard struct {
+	PSPStatusCode          string `json:"pspStatusCode"`
+	TransactionDatetime    string `json:"transactionDatetime"`
+	CardSeq                string `json:"cardSeq,omitempty"`
+	CardNo                 string `json:"cardNo,omitempty"`
+	Forward                string `json:"forward,omitempty"`
+	ErrCode                string `json:"errCode,omitempty"`
+	ErrInfo                string `json:"errInfo,omitempty"`
+	Brand                  string `json:"brand,omitempty"`
+	DomesticFlag           string `json:"domesticFlag,omitempty"`
+	IssuerCode             string `json:"issuerCode,omitempty"`
+	DebitPrepaidFlag       string `json:"debitPrepaidFlag,omitempty"`
+	DebitPrepaidIssuerName string `json:"debitPrepaidIssuerName,omitempty"`
+	ForwardFinal           string `json:"forwardFinal,omitempty"`
+}
+
+type ivrLast struct {
+	EntryTran    *ivrEntryTran `json:"entryTran,omitempty"`
+	ExecTran     *ivrExecTran  `json:"execTran,omitempty"`
+	SearchMember *ivrMember    `json:"searchMember,omitempty"`
+	SaveMember   *ivrMember    `json:"saveMember,omitempty"`
+	TradedCard   *ivrCard      `json:"tradedCard,omitempty"`
+	SaveCard     *ivrCard      `json:"saveCard,omitempty"`
+}
+
+type ivrHistory struct {
+	EntryTran    []ivrEntryTran `json:"entryTran,omitempty"`
+	ExecTran     []ivrExecTran  `json:"execTran,omitempty"`
+	SearchMember []ivrMember    `json:"searchMember,omitempty"`
+	SaveMember   []ivrMember    `json:"saveMember,omitempty"`
+	TradedCard   []ivrCard      `json:"tradedCard,omitempty"`
+	SaveCard     []ivrCard      `json:"saveCard,omitempty"`
+}
+
+// ivrSearchAnswer is AuthSearchApi's answer in seed 001's key order.
+type ivrSearchAnswer struct {
+	ResultCode         string      `json:"resultCode"`
+	StatusCode         string      `json:"statusCode"`
+	FlowLevelID        string      `json:"flowLevelId"`
+	FlowLevelName      string      `json:"flowLevelName"`
+	CallerTelNo        string      `json:"callerTelNo,omitempty"`
+	IncomingDatetime   string      `json:"incomingDatetime,omitempty"`
+	AnyItem            []ivrItem   `json:"anyItem,omitempty"`
+	AuthSuccessFlg     string      `json:"authSuccessFlg,omitempty"`
+	SaveSuccessFlg     string      `json:"saveSuccessFlg,omitempty"`
+	LastTransaction    *ivrLast    `json:"lastTransaction,omitempty"`
+	TransactionHistory *ivrHistory `json:"transactionHistory,omitempty"`
+}
+
 type ivrOrder struct {
 	receipt, discrement string
 	use                 string
-	req                 gmoivr.RegistRequest
+	req                 ivrRegist
 	orderID, memberID   string
 	status              string
 	caller, incoming    string
-	last                gmoivr.LastTransaction
-	history             gmoivr.History
+	last                ivrLast
+	history             ivrHistory
 	authOK, saveOK      string
 }
 
@@ -154,14 +310,14 @@ func paramErr(w http.ResponseWriter, code string, msgs ...string) {
 }
 
 func (v *IVR) regist(w http.ResponseWriter, body []byte) {
-	var req gmoivr.RegistRequest
+	var req ivrRegist
 	if err := json.Unmarshal(body, &req); err != nil {
-		paramErr(w, gmoivr.ResultParam, "リクエストの形式が正しくありません。")
+		paramErr(w, ivrParam, "リクエストの形式が正しくありません。")
 		return
 	}
 	var msgs []string
 	use := req.UseDivisionCode
-	if use != "1" && use != "2" && use != "3" {
+	if use != ivrUseAuth && use != ivrUseAuthSave && use != ivrUseSave {
 		msgs = append(msgs, "利用区分が正しくありません。")
 	}
 	if len(req.AnyItem) > 5 {
@@ -173,7 +329,7 @@ func (v *IVR) regist(w http.ResponseWriter, body []byte) {
 			break
 		}
 	}
-	auth, save := use == "1" || use == "2", use == "2" || use == "3"
+	auth, save := use == ivrUseAuth || use == ivrUseAuthSave, use == ivrUseAuthSave || use == ivrUseSave
 	if auth && (req.GMOPG.Auth == nil || req.GMOPG.ShopID == "") {
 		msgs = append(msgs, "カードオーソリ情報が指定されていません。")
 	}
@@ -181,28 +337,32 @@ func (v *IVR) regist(w http.ResponseWriter, body []byte) {
 		msgs = append(msgs, "カード登録情報が指定されていません。")
 	}
 	if len(msgs) > 0 {
-		paramErr(w, gmoivr.ResultParam, msgs...)
+		paramErr(w, ivrParam, msgs...)
 		return
 	}
 	if auth {
 		if m := checkAuth(req.GMOPG.Auth); len(m) > 0 {
-			paramErr(w, gmoivr.ResultAuthParam, m...)
+			paramErr(w, ivrAuthParam, m...)
 			return
 		}
 	}
 	if save {
-		if m := checkSave(req.GMOPG.Save); len(m) > 0 {
-			paramErr(w, gmoivr.ResultSaveParam, m...)
+		if m := checkSave(req.GMOPG.Save, use); len(m) > 0 {
+			paramErr(w, ivrSaveParam, m...)
 			return
 		}
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.seq++
-	now := v.GMO.Now().In(normalize.JST)
-	o := &ivrOrder{receipt: now.Format("20060102") + fmt.Sprintf("%010d", v.seq),
-		discrement: fmt.Sprintf("%06d", 100000+v.seq%900000), use: use, req: req, status: gmoivr.StatusWaiting}
-	out := map[string]any{"resultCode": gmoivr.ResultOK, "discrementId": o.discrement, "receiptNo": o.receipt}
+	now := v.GMO.Now().In(jst)
+	// Seed 001's example receipt number has 22 digits
+	// ("2017101109230000000010": yyyyMMddHHmm and a 10-digit sequence),
+	// although its table says {yyyyMMdd}{連番10桁}; the example is what a
+	// client must be ready for.
+	o := &ivrOrder{receipt: now.Format("200601021504") + fmt.Sprintf("%010d", v.seq),
+		discrement: fmt.Sprintf("%06d", 100000+v.seq%900000), use: use, req: req, status: ivrWaiting}
+	out := map[string]any{"resultCode": ivrOK, "discrementId": o.discrement, "receiptNo": o.receipt}
 	if auth {
 		o.orderID = req.GMOPG.Auth.OrderID
 		if o.orderID == "" {
@@ -221,20 +381,21 @@ func (v *IVR) regist(w http.ResponseWriter, body []byte) {
 	writeIVR(w, out)
 }
 
-func checkAuth(a *gmoivr.AuthBlock) []string {
+func checkAuth(a *ivrAuth) []string {
 	var m []string
 	switch a.JobCd {
 	case "CHECK", "CAPTURE", "AUTH", "SAUTH":
 	default:
 		m = append(m, "処理区分が正しくありません。")
 	}
-	if a.OrderID != "" && !normalize.ValidOrderID(a.OrderID, 27) {
+	if a.OrderID != "" && !orderIDOK(a.OrderID, 27) {
 		m = append(m, "オーダーIDが正しくありません。")
 	}
 	if a.JobCd != "CHECK" {
 		if n, err := strconv.ParseInt(a.Amount, 10, 64); err != nil || n < 1 || n > 9999999 {
 			m = append(m, "利用金額が正しくありません。")
 		}
+		// 1 一括, 2 分割, 3 ボーナス一括, 5 リボ (ボーナス分割 removed in 1.01).
 		switch a.Method {
 		case "1", "3", "5":
 		case "2":
@@ -250,15 +411,23 @@ func checkAuth(a *gmoivr.AuthBlock) []string {
 			m = append(m, "税送料が正しくありません。")
 		}
 	}
+	for i, cf := range []string{a.ClientField1, a.ClientField2, a.ClientField3} {
+		if n, ok := sjisLen(cf); !ok || n > 100 || strings.ContainsAny(cf, "^`{|}~&<>\"'") {
+			m = append(m, fmt.Sprintf("加盟店自由項目%dが正しくありません。", i+1))
+		}
+	}
 	return m
 }
 
-func checkSave(s *gmoivr.SaveBlock) []string {
+func checkSave(s *ivrSave, use string) []string {
 	var m []string
 	if s.MemberID != "" && (len(s.MemberID) > 60 || strings.ContainsAny(s.MemberID, "^`{}~&<> ")) {
 		m = append(m, "会員IDが正しくありません。")
 	}
-	if len(s.HolderName) > 50 {
+	if n, ok := sjisLen(s.MemberName); !ok || n > 256 || strings.ContainsAny(s.MemberName, "^`{|}~&<>\"'") {
+		m = append(m, "会員名が正しくありません。")
+	}
+	if len([]rune(s.HolderName)) > 50 {
 		m = append(m, "名義人が正しくありません。")
 	}
 	if s.CardSeq != "" {
@@ -266,29 +435,46 @@ func checkSave(s *gmoivr.SaveBlock) []string {
 			m = append(m, "カード登録連番が正しくありません。")
 		}
 	}
+	if s.CardPass != "" && (len(s.CardPass) > 20 || !alnumOnly(s.CardPass)) {
+		m = append(m, "カードパスワードが正しくありません。")
+	}
+	switch s.UpdateType {
+	case "", "1", "2":
+	default:
+		m = append(m, "更新区分が正しくありません。")
+	}
 	return m
 }
 
+func alnumOnly(s string) bool {
+	for _, c := range []byte(s) {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
 func (v *IVR) search(w http.ResponseWriter, body []byte) {
-	var req gmoivr.SearchRequest
-	if json.Unmarshal(body, &req) != nil || len(req.ReceiptNo) != 18 || strings.Trim(req.ReceiptNo, "0123456789") != "" {
-		paramErr(w, gmoivr.ResultParam, "受付番号が正しくありません。")
+	var req ivrSearch
+	if json.Unmarshal(body, &req) != nil || !digits(req.ReceiptNo, 18, 22) {
+		paramErr(w, ivrParam, "受付番号が正しくありません。")
 		return
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	o := v.orders[req.ReceiptNo]
 	if o == nil {
-		writeIVR(w, map[string]any{"resultCode": gmoivr.ResultNoReceipt})
+		writeIVR(w, map[string]any{"resultCode": ivrNoReceipt})
 		return
 	}
-	out := gmoivr.SearchResponse{ResultCode: gmoivr.ResultOK, StatusCode: o.status, FlowLevelID: "0000", FlowLevelName: "受付待ち",
+	out := ivrSearchAnswer{ResultCode: ivrOK, StatusCode: o.status, FlowLevelID: "0000", FlowLevelName: "受付待ち",
 		AuthSuccessFlg: o.authOK, SaveSuccessFlg: o.saveOK}
-	if o.status != gmoivr.StatusWaiting {
+	if o.status != ivrWaiting {
 		out.FlowLevelID, out.FlowLevelName = "0100", "カード番号入力"
 		out.CallerTelNo, out.IncomingDatetime = o.caller, o.incoming
 	}
-	if o.status == gmoivr.StatusCompleted {
+	if o.status == ivrCompleted {
 		out.FlowLevelID, out.FlowLevelName = "9000", "終了"
 		last := o.last
 		out.LastTransaction = &last
@@ -296,7 +482,7 @@ func (v *IVR) search(w http.ResponseWriter, body []byte) {
 	if req.AnyItemReturnFlg == "1" {
 		out.AnyItem = o.req.AnyItem
 	}
-	if req.DetailReturnFlg == "1" && o.status == gmoivr.StatusCompleted {
+	if req.DetailReturnFlg == "1" && o.status == ivrCompleted {
 		h := o.history
 		out.TransactionHistory = &h
 	}
@@ -357,10 +543,10 @@ func (v *IVR) Advance(receipt, outcome string, complete bool) (string, error) {
 		return "", fmt.Errorf("no order with receipt number %q", receipt)
 	}
 	switch o.status {
-	case gmoivr.StatusCompleted:
+	case ivrCompleted:
 		return "", fmt.Errorf("order %s is already completed", receipt)
-	case gmoivr.StatusWaiting:
-		o.status, o.caller, o.incoming = gmoivr.StatusInCall, "09000000000", v.stamp()
+	case ivrWaiting:
+		o.status, o.caller, o.incoming = ivrInCall, "09000000000", v.stamp()
 		if !complete {
 			return "in_call", nil
 		}
@@ -371,23 +557,19 @@ func (v *IVR) Advance(receipt, outcome string, complete bool) (string, error) {
 	if err := v.play(o, outcome); err != nil {
 		return "", err
 	}
-	o.status = gmoivr.StatusCompleted
+	o.status = ivrCompleted
 	return "completed", nil
 }
 
-func (v *IVR) stamp() string { return v.GMO.Now().In(normalize.JST).Format("2006/01/02 15:04:05") }
+func (v *IVR) stamp() string { return v.GMO.Now().In(jst).Format("2006/01/02 15:04:05") }
 
-// step builds a step result from GMO's answer.
-func (v *IVR) step(out []gmo.Param) (gmoivr.Step, map[string]string) {
-	m := map[string]string{}
+// answerOf reads a card API answer into its values and its error.
+func answerOf(out []kv) (m map[string]string, errCode, errInfo string) {
+	m = map[string]string{}
 	for _, p := range out {
-		m[p.Key] = p.Value
+		m[p.k] = p.v
 	}
-	s := gmoivr.Step{PSPStatusCode: "0", TransactionDatetime: v.stamp()}
-	if m["ErrCode"] != "" {
-		s.PSPStatusCode, s.ErrCode, s.ErrInfo = "1", m["ErrCode"], m["ErrInfo"]
-	}
-	return s, m
+	return m, m["ErrCode"], m["ErrInfo"]
 }
 
 // play runs the call's transactions on the GMO simulator. Callers hold v.mu.
@@ -397,7 +579,7 @@ func (v *IVR) play(o *ivrOrder, outcome string) error {
 	case OutcomeSuccess, OutcomeTimeout, OutcomeEntryError:
 		token = "tok_visa"
 	case OutcomeHangup:
-		o.authOK, o.saveOK = flagIf(o.use != "3", "0"), flagIf(o.use != "1", "0")
+		o.authOK, o.saveOK = flagIf(o.use != ivrUseSave, "0"), flagIf(o.use != ivrUseAuth, "0")
 		return nil
 	default:
 		if _, card := TestCards[magic(outcome)]; !card {
@@ -412,64 +594,74 @@ func (v *IVR) play(o *ivrOrder, outcome string) error {
 		shopPass = g.Shops[o.req.GMOPG.ShopID]
 	}
 	site := map[string]string{"SiteID": o.req.GMOPG.SiteID, "SitePass": "ivr", "MemberID": o.memberID}
-	authOK := false
 	if a := o.req.GMOPG.Auth; a != nil {
 		o.authOK = "0"
 		entry := map[string]string{"ShopID": o.req.GMOPG.ShopID, "ShopPass": shopPass, "OrderID": o.orderID, "JobCd": a.JobCd, "Amount": a.Amount, "Tax": a.Tax}
 		if outcome == OutcomeEntryError {
 			entry["OrderID"] = ""
 		}
-		es, em := v.step(g.entryTran(entry))
-		o.last.EntryTran = &gmoivr.EntryTranResult{Step: es}
-		o.history.EntryTran = append(o.history.EntryTran, *o.last.EntryTran)
-		if es.ErrCode != "" {
-			o.saveOK = flagIf(o.use == "2", "0")
+		em, code, info := answerOf(g.entryTran(entry))
+		en := ivrEntryTran{PSPStatusCode: "0", TransactionDatetime: v.stamp(), ErrCode: code, ErrInfo: info}
+		if code == "" {
+			en.AccessID, en.AccessPass = em["AccessID"], em["AccessPass"]
+		}
+		o.last.EntryTran = &en
+		o.history.EntryTran = append(o.history.EntryTran, en)
+		if code != "" {
+			o.saveOK = flagIf(o.use == ivrUseAuthSave, "0")
 			return nil
 		}
-		exec := map[string]string{"AccessID": em["AccessID"], "AccessPass": em["AccessPass"], "OrderID": o.orderID, "Method": a.Method,
-			"PayTimes": a.PayTimes, "Token": token, "ClientField1": a.ClientField1, "ClientField2": a.ClientField2,
-			"ClientField3": a.ClientField3, "ClientFieldFlag": a.ClientFieldFlag}
-		out, _ := g.execTran(exec)
-		xs, xm := v.step(out)
-		res := gmoivr.ExecTranResult{Step: xs}
-		if xs.ErrCode == "" {
-			res.ACS, res.OrderID, res.Forward, res.Method, res.PayTimes = xm["ACS"], xm["OrderID"], xm["Forward"], xm["Method"], xm["PayTimes"]
-			res.Approve, res.TranID, res.TranDate, res.CheckString = xm["Approve"], xm["TranID"], xm["TranDate"], xm["CheckString"]
-			res.ClientField1, res.ClientField2, res.ClientField3 = xm["ClientField1"], xm["ClientField2"], xm["ClientField3"]
-			authOK = true
-		}
+		var ex ivrExecTran
 		if outcome == OutcomeTimeout {
-			// The charge went through on GMO, but the IVR lost the answer.
-			res = gmoivr.ExecTranResult{Step: gmoivr.Step{PSPStatusCode: "1", TransactionDatetime: xs.TransactionDatetime}}
-			authOK = false
+			// The IVR could not talk to the card system: nothing executed.
+			ex = ivrExecTran{PSPStatusCode: "1", TransactionDatetime: v.stamp()}
+		} else {
+			exec := map[string]string{"AccessID": em["AccessID"], "AccessPass": em["AccessPass"], "OrderID": o.orderID, "Method": a.Method,
+				"PayTimes": a.PayTimes, "Token": token, "ClientField1": a.ClientField1, "ClientField2": a.ClientField2,
+				"ClientField3": a.ClientField3, "ClientFieldFlag": a.ClientFieldFlag}
+			out, _ := g.execTran(exec)
+			xm, code, info := answerOf(out)
+			ex = ivrExecTran{PSPStatusCode: "0", TransactionDatetime: v.stamp()}
+			if code != "" {
+				// A decline: pspStatusCode 0 with the card API's codes
+				// (seed 001's third example).
+				ex.OrderID, ex.ErrCode, ex.ErrInfo = o.orderID, code, info
+			} else {
+				ex.ACS, ex.OrderID, ex.Forward, ex.Method, ex.PayTimes = xm["ACS"], xm["OrderID"], xm["Forward"], xm["Method"], xm["PayTimes"]
+				ex.Approve, ex.TranID, ex.TranDate, ex.CheckString = xm["Approve"], xm["TranID"], xm["TranDate"], xm["CheckString"]
+				ex.ClientField1, ex.ClientField2, ex.ClientField3 = xm["ClientField1"], xm["ClientField2"], xm["ClientField3"]
+				o.authOK = "1"
+			}
 		}
-		o.last.ExecTran = &res
-		o.history.ExecTran = append(o.history.ExecTran, res)
-		if authOK {
-			o.authOK = "1"
-		}
-		if !authOK {
-			o.saveOK = flagIf(o.use == "2", "0")
+		o.last.ExecTran = &ex
+		o.history.ExecTran = append(o.history.ExecTran, ex)
+		if o.authOK != "1" {
+			o.saveOK = flagIf(o.use == ivrUseAuthSave, "0")
 			return nil
 		}
 	}
-	if o.use == "1" {
+	if o.use == ivrUseAuth {
 		return nil
 	}
 	o.saveOK = "0"
 	// Find or create the member, then store the card.
-	ss, sm := v.step(g.memberAPI("SearchMember", site))
-	o.last.SearchMember = &gmoivr.MemberResult{Step: ss, MemberID: sm["MemberID"], MemberName: sm["MemberName"], DeleteFlag: sm["DeleteFlag"]}
-	o.history.SearchMember = append(o.history.SearchMember, *o.last.SearchMember)
-	if ss.ErrCode != "" {
+	sm, code, info := answerOf(g.memberAPI("SearchMember", site))
+	search := ivrMember{PSPStatusCode: "0", TransactionDatetime: v.stamp(), ErrCode: code, ErrInfo: info}
+	if code == "" {
+		search.MemberID, search.MemberName, search.DeleteFlag = sm["MemberID"], sm["MemberName"], sm["DeleteFlag"]
+	}
+	o.last.SearchMember = &search
+	o.history.SearchMember = append(o.history.SearchMember, search)
+	if code != "" {
 		f := map[string]string{"MemberName": o.req.GMOPG.Save.MemberName}
 		for k, val := range site {
 			f[k] = val
 		}
-		ms, mm := v.step(g.memberAPI("SaveMember", f))
-		o.last.SaveMember = &gmoivr.MemberResult{Step: ms, MemberID: mm["MemberID"]}
-		o.history.SaveMember = append(o.history.SaveMember, *o.last.SaveMember)
-		if ms.ErrCode != "" {
+		mm, code, info := answerOf(g.memberAPI("SaveMember", f))
+		saved := ivrMember{PSPStatusCode: "0", TransactionDatetime: v.stamp(), MemberID: mm["MemberID"], ErrCode: code, ErrInfo: info}
+		o.last.SaveMember = &saved
+		o.history.SaveMember = append(o.history.SaveMember, saved)
+		if code != "" {
 			return nil
 		}
 	}
@@ -479,16 +671,21 @@ func (v *IVR) play(o *ivrOrder, outcome string) error {
 		f[k] = val
 	}
 	api := "SaveCard"
-	if o.use == "2" {
+	if o.use == ivrUseAuthSave {
 		api = "TradedCard"
 		f["ShopID"], f["ShopPass"], f["OrderID"] = o.req.GMOPG.ShopID, shopPass, o.orderID
 	} else {
-		f["Token"], f["CardSeq"] = token, s.CardSeq
+		f["Token"], f["CardSeq"], f["CardPass"], f["UpdateType"] = token, s.CardSeq, s.CardPass, s.UpdateType
 	}
-	cs, cm := v.step(g.memberAPI(api, f))
-	res := gmoivr.CardResult{Step: cs}
-	if cs.ErrCode == "" {
-		res.CardSeq, res.CardNo, res.Forward, res.Brand = cm["CardSeq"], cm["CardNo"], cm["Forward"], cm["Brand"]
+	cm, code, info := answerOf(g.memberAPI(api, f))
+	res := ivrCard{PSPStatusCode: "0", TransactionDatetime: v.stamp(), ErrCode: code, ErrInfo: info}
+	if code == "" {
+		res.CardSeq, res.CardNo, res.Forward = cm["CardSeq"], cm["CardNo"], cm["Forward"]
+		if api == "SaveCard" {
+			// Seed 001 lists the card attributes in saveCard's result
+			// (国際ブランド; empty when it cannot be told).
+			res.Brand, res.DomesticFlag, res.DebitPrepaidFlag, res.ForwardFinal = brandOf(TestCards[magic(token)].Number), "1", "0", "2a99662"
+		}
 		o.saveOK = "1"
 	}
 	if api == "TradedCard" {

@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -10,8 +11,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/paynorm/paynorm/providers/jpayment"
 )
 
 // JPaymentDeclines maps each GMO decline of Declines to the j-payment code
@@ -95,6 +94,77 @@ func (j *JPayment) Kickbacks() int64 { return j.kickbacks.Load() }
 // InjectFault queues a fault for "gateway_token", "gateway" or "re_auth".
 func (j *JPayment) InjectFault(f Fault) { j.faults.Inject(f) }
 
+// jpResult is one rt=1 answer line: the connection spec's 13 positional
+// fields (p.9), the last one the free data echoed.
+type jpResult struct {
+	gid, rst, ap, ec, god, cod, am, tx, sf, ta, id, ps, extra string
+}
+
+// line renders the answer: one comma-separated line, no keys.
+func (r *jpResult) line() string {
+	return strings.Join([]string{r.gid, r.rst, r.ap, r.ec, r.god, r.cod, r.am, r.tx, r.sf, r.ta, r.id, r.ps, r.extra}, ",")
+}
+
+// param is one request parameter in the order it was sent.
+type param struct{ k, v string }
+
+// form is a request's parameters: by name, and in order for the echo of
+// free data.
+type form struct {
+	url.Values
+	order []param
+}
+
+// readForm reads a GET query or a POST form body, keeping the order.
+func readForm(r *http.Request) (*form, error) {
+	raw := r.URL.RawQuery
+	if r.Method == http.MethodPost {
+		b, err := io.ReadAll(io.LimitReader(r.Body, 64<<10))
+		if err != nil {
+			return nil, err
+		}
+		if raw != "" && len(b) > 0 {
+			raw += "&"
+		}
+		raw += string(b)
+	}
+	f := &form{Values: url.Values{}}
+	for _, piece := range strings.Split(raw, "&") {
+		if piece == "" {
+			continue
+		}
+		k, v, _ := strings.Cut(piece, "=")
+		ku, err1 := url.QueryUnescape(k)
+		vu, err2 := url.QueryUnescape(v)
+		if err1 != nil || err2 != nil {
+			return nil, err1
+		}
+		f.Add(ku, vu)
+		f.order = append(f.order, param{ku, vu})
+	}
+	return f, nil
+}
+
+// freeData is the echo of every parameter the endpoint does not know, as
+// key=value in request order (billing-robo's CHECK sample echoes
+// memo=goods-code-01 in the 13th field).
+func (f *form) freeData(known ...string) string {
+	var out []string
+	for _, p := range f.order {
+		isKnown := false
+		for _, k := range known {
+			if p.k == k {
+				isKnown = true
+				break
+			}
+		}
+		if !isKnown {
+			out = append(out, p.k+"="+p.v)
+		}
+	}
+	return strings.Join(out, "&")
+}
+
 // ServeHTTP answers one gateway request (GET or POST, like the real one).
 func (j *JPayment) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	api := strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, "/gateway/"), ".aspx")
@@ -124,12 +194,12 @@ func (j *JPayment) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		j.write(w, "ER:ER107")
 		return
 	}
-	if err := r.ParseForm(); err != nil {
+	f, err := readForm(r)
+	if err != nil {
 		j.write(w, "ER:ER001")
 		return
 	}
-	f := r.Form
-	if aid := f.Get("aid"); aid == "" || !allDigits(aid) || len(aid) > 10 {
+	if aid := f.Get("aid"); aid == "" || !digits(aid, 1, 10) {
 		j.write(w, "ER:ER050")
 		return
 	}
@@ -138,7 +208,7 @@ func (j *JPayment) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		j.write(w, "ER:ER052")
 		return
 	}
-	var res *jpayment.Result
+	var res *jpResult
 	var code string
 	var after func()
 	switch api {
@@ -165,7 +235,7 @@ func (j *JPayment) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case code != "":
 		body = "ER:" + code
 	default:
-		body = string(jpayment.EncodeResult(res))
+		body = res.line()
 	}
 	if rt == "0" && api == "gateway_token" && res != nil {
 		go j.SendKickback(context.Background(), kickbackValues(res))
@@ -182,26 +252,13 @@ func (j *JPayment) write(w http.ResponseWriter, body string) {
 	_, _ = w.Write([]byte(body + "\r\n")) // the gateway ends lines with CRLF
 }
 
-func allDigits(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return s != ""
-}
-
 // amounts reads am/tx/sf; bad ones give their ER code.
-func amounts(f url.Values, check bool) (am, tx, sf int64, code string) {
+func amounts(f *form) (am, tx, sf int64, code string) {
 	for _, a := range []struct {
 		key, code string
 		dst       *int64
 	}{{"am", "ER061", &am}, {"tx", "ER062", &tx}, {"sf", "ER063", &sf}} {
-		s := f.Get(a.key)
-		if s == "" && !check {
-			continue
-		}
-		n, err := strconv.ParseInt(s, 10, 64)
+		n, err := strconv.ParseInt(f.Get(a.key), 10, 64)
 		if err != nil || n < 0 || n > 9999999 {
 			return 0, 0, 0, a.code
 		}
@@ -210,15 +267,35 @@ func amounts(f url.Values, check bool) (am, tx, sf int64, code string) {
 	return am, tx, sf, ""
 }
 
+// contactOK checks em/pn: one of them on gateway_token, either optional
+// on re_auth.
+func contactOK(f *form, required bool) string {
+	switch {
+	case required && f.Get("em") == "" && f.Get("pn") == "":
+		return "ER059"
+	case len(f.Get("em")) > 254 || f.Get("em") != "" && !strings.Contains(f.Get("em"), "@"):
+		return "ER059"
+	case f.Get("pn") != "" && !digits(f.Get("pn"), 1, 15):
+		return "ER060"
+	}
+	return ""
+}
+
 func (j *JPayment) nextGID() string { return strconv.FormatInt(j.seq.Add(1), 10) }
 
-func (j *JPayment) result(p *jpay, rst, ec string) *jpayment.Result {
-	return &jpayment.Result{GID: p.gid, Rst: rst, Ap: p.ap, Ec: ec, God: p.god, Cod: p.cod, Am: itoa(p.am), Tx: itoa(p.tx), Sf: itoa(p.sf), Ta: itoa(p.am + p.tx + p.sf)}
+func (j *JPayment) result(p *jpay, rst, ec string) *jpResult {
+	return &jpResult{gid: p.gid, rst: rst, ap: p.ap, ec: ec, god: p.god, cod: p.cod, am: itoa(p.am), tx: itoa(p.tx), sf: itoa(p.sf), ta: itoa(p.am + p.tx + p.sf)}
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
-func (j *JPayment) token(f url.Values) (*jpayment.Result, string, func()) {
+// Parameters gateway_token knows; anything else is free data.
+var tokenParams = []string{"aid", "jb", "rt", "cod", "tkn", "em", "pn", "am", "tx", "sf", "iid"}
+
+// checkParams are what its CHECK takes (token spec p.8: no am, tx, sf).
+var checkParams = []string{"aid", "jb", "rt", "cod", "tkn", "em", "pn"}
+
+func (j *JPayment) token(f *form) (*jpResult, string, func()) {
 	job := f.Get("jb")
 	switch job {
 	case "AUTH", "CAPTURE", "CHECK":
@@ -230,19 +307,26 @@ func (j *JPayment) token(f url.Values) (*jpayment.Result, string, func()) {
 		return nil, "ER586", nil
 	case f.Get("tkn") == "":
 		return nil, "ER583", nil
-	case f.Get("em") == "" && f.Get("pn") == "":
-		return nil, "ER059", nil
 	case len(f.Get("cod")) > 50:
 		return nil, "ER054", nil
-	case f.Get("pn") != "" && (!allDigits(f.Get("pn")) || len(f.Get("pn")) > 15):
-		return nil, "ER060", nil
 	}
-	am, tx, sf, code := amounts(f, true)
-	if code != "" {
+	if code := contactOK(f, true); code != "" {
 		return nil, code, nil
 	}
-	if job == "CHECK" && am+tx+sf != 0 || job != "CHECK" && am < 1 {
-		return nil, "ER061", nil
+	var am, tx, sf int64
+	known := tokenParams
+	if job == "CHECK" {
+		// A 0 yen check: am, tx and sf are not CHECK parameters, so they
+		// would be echoed as free data, and the answer's amounts are 0.
+		known = checkParams
+	} else {
+		var code string
+		if am, tx, sf, code = amounts(f); code != "" {
+			return nil, code, nil
+		}
+		if am < 1 {
+			return nil, "ER061", nil
+		}
 	}
 	var after func()
 	m := magic(f.Get("tkn"))
@@ -255,7 +339,9 @@ func (j *JPayment) token(f url.Values) (*jpayment.Result, string, func()) {
 		j.mu.Lock()
 		j.payments[p.gid] = p
 		j.mu.Unlock()
-		return j.result(p, "2", jc), "", nil
+		res := j.result(p, "2", jc)
+		res.extra = f.freeData(known...)
+		return res, "", nil
 	}
 	switch m {
 	case TokE90:
@@ -274,26 +360,25 @@ func (j *JPayment) token(f url.Values) (*jpayment.Result, string, func()) {
 			return nil, "ER584", nil
 		}
 	}
-	now := j.Now()
-	p := &jpay{gid: j.nextGID(), cod: f.Get("cod"), job: job, status: job, am: am, tx: tx, sf: sf, created: now}
-	p.god = strconv.FormatInt(200000+j.seq.Load(), 10)
-	p.ap = strconv.Itoa(1000000 + int(j.seq.Load()%9000000))
-	j.mu.Lock()
-	j.payments[p.gid] = p
-	j.mu.Unlock()
+	p := j.charge(f.Get("cod"), job, job, am, tx, sf)
 	res := j.result(p, "1", "")
-	var extra []string
-	for _, k := range []string{"client_field_1", "client_field_2", "client_field_3"} {
-		if v := f.Get(k); v != "" {
-			extra = append(extra, k+"="+v)
-		}
-	}
-	res.Extra = strings.Join(extra, "&")
+	res.extra = f.freeData(known...)
 	return res, "", after
 }
 
+// charge books a successful payment. In test mode the approval number is
+// "TestMod" (the spec's sample answer and recorded test-mode kickbacks).
+func (j *JPayment) charge(cod, job, status string, am, tx, sf int64) *jpay {
+	p := &jpay{gid: j.nextGID(), cod: cod, job: job, status: status, am: am, tx: tx, sf: sf, created: j.Now(), ap: "TestMod"}
+	p.god = strconv.FormatInt(200000+j.seq.Load(), 10)
+	j.mu.Lock()
+	j.payments[p.gid] = p
+	j.mu.Unlock()
+	return p
+}
+
 // gateway runs the follow-up jobs: SALES only on an AUTH, CANCEL once.
-func (j *JPayment) gateway(f url.Values) (*jpayment.Result, string) {
+func (j *JPayment) gateway(f *form) (*jpResult, string) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	p := j.payments[f.Get("tid")]
@@ -315,18 +400,32 @@ func (j *JPayment) gateway(f url.Values) (*jpayment.Result, string) {
 			return nil, "ER033"
 		}
 	}
-	return j.result(p, "1", ""), ""
+	res := j.result(p, "1", "")
+	res.extra = f.freeData("aid", "jb", "rt", "tid")
+	return res, ""
 }
 
-// reauth cancels the payment and authorizes the new amount under a new
-// gid; it declines over ReauthLimit and leaves the original untouched.
-func (j *JPayment) reauth(f url.Values) (*jpayment.Result, string) {
-	am, tx, sf, code := amounts(f, true)
+// reauthWindowOK: re-authorization takes payments of this or the previous
+// month, in Japan time (seed 002: 前月または当月分の決済情報).
+func reauthWindowOK(created, now time.Time) bool {
+	m := monthsBetween(created, now)
+	return m == 0 || m == 1
+}
+
+// reauth cancels the payment and authorizes the new amount under a new gid
+// (seed 002: 対象の決済の取消を行い、金額を訂正して決済をする). The new
+// authorization can fail although the original succeeded; the original is
+// canceled by then. It declines over ReauthLimit.
+func (j *JPayment) reauth(f *form) (*jpResult, string) {
+	am, tx, sf, code := amounts(f)
 	if code != "" {
 		return nil, code
 	}
 	if am < 1 {
 		return nil, "ER061"
+	}
+	if code := contactOK(f, false); code != "" {
+		return nil, code
 	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -339,37 +438,58 @@ func (j *JPayment) reauth(f url.Values) (*jpayment.Result, string) {
 	default:
 		return nil, "ER030"
 	}
-	if !jpayment.ReauthWindowOK(old.created, j.Now()) {
+	if !reauthWindowOK(old.created, j.Now()) {
 		return nil, "ER030"
 	}
+	known := []string{"aid", "rt", "tid", "am", "tx", "sf", "em", "pn"}
+	status := old.status // the new authorization keeps the capture state
+	if status == "SALES" {
+		status = "CAPTURE"
+	}
+	old.status = "CANCEL" // canceled first, then authorized again
 	if am+tx+sf > j.ReauthLimit {
 		failed := &jpay{gid: j.nextGID(), cod: old.cod, job: old.job, status: "FAILED", am: am, tx: tx, sf: sf, created: j.Now()}
 		j.payments[failed.gid] = failed
-		return j.result(failed, "2", "G5542G550000"), ""
+		res := j.result(failed, "2", "G5542G550000")
+		res.extra = f.freeData(known...)
+		return res, ""
 	}
-	next := &jpay{gid: j.nextGID(), cod: old.cod, job: old.job, status: old.status, am: am, tx: tx, sf: sf, created: j.Now()}
-	if next.status == "SALES" {
-		next.status = "CAPTURE"
-	}
+	next := &jpay{gid: j.nextGID(), cod: old.cod, job: old.job, status: status, am: am, tx: tx, sf: sf, created: j.Now(), ap: "TestMod"}
 	next.god = strconv.FormatInt(200000+j.seq.Load(), 10)
-	next.ap = strconv.Itoa(1000000 + int(j.seq.Load()%9000000))
-	old.status = "CANCEL"
 	j.payments[next.gid] = next
-	return j.result(next, "1", ""), ""
+	res := j.result(next, "1", "")
+	res.extra = f.freeData(known...)
+	return res, ""
 }
 
-func kickbackValues(r *jpayment.Result) url.Values {
-	v := url.Values{}
-	for _, kv := range [][2]string{{"gid", r.GID}, {"rst", r.Rst}, {"ap", r.Ap}, {"ec", r.Ec}, {"god", r.God}, {"cod", r.Cod}, {"am", r.Am}, {"tx", r.Tx}, {"sf", r.Sf}, {"ta", r.Ta}} {
-		v.Set(kv[0], kv[1])
+// kickbackValues is the rt=0 notification of an answer, in the spec's
+// order (gid rst ap ec god cod am tx sf ta), empty values as "ec=".
+func kickbackValues(r *jpResult) []param {
+	out := []param{{"gid", r.gid}, {"rst", r.rst}, {"ap", r.ap}, {"ec", r.ec}, {"god", r.god}, {"cod", r.cod},
+		{"am", r.am}, {"tx", r.tx}, {"sf", r.sf}, {"ta", r.ta}}
+	if r.extra != "" {
+		for _, kv := range strings.Split(r.extra, "&") {
+			k, v, _ := strings.Cut(kv, "=")
+			out = append(out, param{k, v})
+		}
 	}
-	return v
+	return out
 }
 
-// SendKickback sends one rt=0 notification to KickbackURL, retrying a few
-// times while the receiver answers an error or an empty body (j-payment
-// judges success by a non-empty answer). It reports whether it was taken.
-func (j *JPayment) SendKickback(ctx context.Context, v url.Values) bool {
+func encodeQuery(ps []param) string {
+	parts := make([]string, len(ps))
+	for i, p := range ps {
+		parts[i] = url.QueryEscape(p.k) + "=" + url.QueryEscape(p.v)
+	}
+	return strings.Join(parts, "&")
+}
+
+// SendKickback sends one rt=0 notification to KickbackURL as a GET with
+// URL parameters in the spec's order, retrying a few times while the
+// receiver answers an empty body: j-payment judges delivery by a non-empty
+// answer, whatever the status (seed 002: ContentLengthが0以上が出力される
+// よう). It reports whether it was taken.
+func (j *JPayment) SendKickback(ctx context.Context, ps []param) bool {
 	if j.KickbackURL == "" {
 		return false
 	}
@@ -385,7 +505,7 @@ func (j *JPayment) SendKickback(ctx context.Context, v url.Values) bool {
 				return false
 			}
 		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, j.KickbackURL+sep+v.Encode(), nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, j.KickbackURL+sep+encodeQuery(ps), nil)
 		if err != nil {
 			return false
 		}
@@ -394,9 +514,9 @@ func (j *JPayment) SendKickback(ctx context.Context, v url.Values) bool {
 			continue
 		}
 		var buf [1]byte
-		n, _ := resp.Body.Read(buf[:])
+		n, _ := io.ReadFull(resp.Body, buf[:])
 		resp.Body.Close()
-		if resp.StatusCode == http.StatusOK && n > 0 {
+		if n > 0 {
 			j.kickbacks.Add(1)
 			return true
 		}
@@ -412,24 +532,40 @@ func (j *JPayment) controlKickback(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "POST a form with gid and optional rst, acid, ec", http.StatusBadRequest)
 		return
 	}
-	v := url.Values{}
+	var ps []param
 	j.mu.Lock()
 	if p := j.payments[r.Form.Get("gid")]; p != nil {
 		rst := "1"
 		if p.status == "FAILED" {
 			rst = "2"
 		}
-		v = kickbackValues(j.result(p, rst, ""))
+		ps = kickbackValues(j.result(p, rst, ""))
 	}
 	j.mu.Unlock()
 	for k, vals := range r.Form {
-		v[k] = vals
+		replaced := false
+		for i := range ps {
+			if ps[i].k == k {
+				ps[i].v, replaced = vals[0], true
+			}
+		}
+		if !replaced {
+			ps = append(ps, param{k, vals[0]})
+		}
 	}
-	if v.Get("gid") == "" || v.Get("rst") == "" {
+	get := func(k string) string {
+		for _, p := range ps {
+			if p.k == k {
+				return p.v
+			}
+		}
+		return ""
+	}
+	if get("gid") == "" || get("rst") == "" {
 		http.Error(w, "unknown gid: give gid and rst", http.StatusBadRequest)
 		return
 	}
-	if !j.SendKickback(r.Context(), v) {
+	if !j.SendKickback(r.Context(), ps) {
 		http.Error(w, "the kickback receiver did not acknowledge", http.StatusBadGateway)
 		return
 	}

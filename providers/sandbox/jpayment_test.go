@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -9,11 +10,28 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/paynorm/paynorm/providers/jpayment"
 )
 
-func jpGet(t *testing.T, base, path string, q url.Values) (string, *jpayment.Answer) {
+// jpAnswer is an answer read by position, the test's own way (the sandbox
+// tests use no codec): ErrCode of an "ER:" body, or the 13 fields.
+type jpAnswer struct {
+	ErrCode string
+	Result  *jpResult
+}
+
+func readAnswer(b string) *jpAnswer {
+	s := strings.TrimSuffix(b, "\r\n")
+	if code, ok := strings.CutPrefix(s, "ER:"); ok {
+		return &jpAnswer{ErrCode: code}
+	}
+	f := strings.SplitN(s, ",", 13)
+	if len(f) != 13 {
+		return nil
+	}
+	return &jpAnswer{Result: &jpResult{gid: f[0], rst: f[1], ap: f[2], ec: f[3], god: f[4], cod: f[5], am: f[6], tx: f[7], sf: f[8], ta: f[9], id: f[10], ps: f[11], extra: f[12]}}
+}
+
+func jpGet(t *testing.T, base, path string, q url.Values) (string, *jpAnswer) {
 	t.Helper()
 	resp, err := http.Get(base + path + "?" + q.Encode()) // GET works like POST
 	if err != nil {
@@ -21,8 +39,7 @@ func jpGet(t *testing.T, base, path string, q url.Values) (string, *jpayment.Ans
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	a, _ := jpayment.ParseAnswer(b)
-	return string(b), a
+	return string(b), readAnswer(string(b))
 }
 
 func TestJPaymentWireRules(t *testing.T) {
@@ -42,10 +59,10 @@ func TestJPaymentWireRules(t *testing.T) {
 	}
 	pay := func(jb string) string {
 		raw, a := jpGet(t, srv.URL, "/gateway/gateway_token.aspx", with("jb", jb, "tkn", "tok_visa", "em", "a@example.jp", "am", "1000", "tx", "0", "sf", "0", "cod", "X1"))
-		if !strings.HasSuffix(raw, "\r\n") || a == nil || a.Result == nil || a.Result.Rst != "1" || a.Result.Ta != "1000" || a.Result.Cod != "X1" {
+		if !strings.HasSuffix(raw, "\r\n") || a == nil || a.Result == nil || a.Result.rst != "1" || a.Result.ta != "1000" || a.Result.cod != "X1" {
 			t.Fatalf("%q", raw)
 		}
-		return a.Result.GID
+		return a.Result.gid
 	}
 	errCode := func(path string, q url.Values) string {
 		_, a := jpGet(t, srv.URL, path, q)
@@ -55,7 +72,7 @@ func TestJPaymentWireRules(t *testing.T) {
 		if a.ErrCode != "" {
 			return a.ErrCode
 		}
-		return a.Result.Ec
+		return a.Result.ec
 	}
 	cases := map[string]struct {
 		path string
@@ -105,13 +122,15 @@ func TestJPaymentWireRules(t *testing.T) {
 	}
 }
 
-// rt=0 sends the result as a kickback with URL parameters.
+// rt=0 sends the result as a kickback with URL parameters, in the spec's
+// order (gid rst ap ec god cod am tx sf ta; INDEX.md §20), empty values
+// written as "ec=".
 func TestJPaymentKickbackOnRt0(t *testing.T) {
 	var mu sync.Mutex
-	var got url.Values
+	var got string
 	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
-		got = r.URL.Query()
+		got = r.URL.RawQuery
 		mu.Unlock()
 		_, _ = io.WriteString(w, "OK")
 	}))
@@ -131,8 +150,43 @@ func TestJPaymentKickbackOnRt0(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	k, err := jpayment.ParseKickback(got)
-	if err != nil || k.Rst != "1" || k.Ta != 1580 || k.Cod != "test" || got.Get("account") != "jp" {
-		t.Fatalf("%v %+v %v", got, k, err)
+	var keys []string
+	for _, kv := range strings.Split(got, "&") {
+		keys = append(keys, strings.SplitN(kv, "=", 2)[0])
+	}
+	if strings.Join(keys, " ") != "account gid rst ap ec god cod am tx sf ta" || !strings.Contains(got, "&ec=&") ||
+		!strings.Contains(got, "&ta=1580") || !strings.Contains(got, "&cod=test&") {
+		t.Fatalf("kickback query %q", got)
+	}
+}
+
+// j-payment judges a kickback delivered by a non-empty answer, whatever its
+// HTTP status (seed 002: ContentLengthが0以上), and sends it again after an
+// empty one.
+func TestJPaymentKickbackJudgedByNonEmptyBody(t *testing.T) {
+	var mu sync.Mutex
+	calls := 0
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		calls++
+		n := calls
+		mu.Unlock()
+		if n == 1 {
+			w.WriteHeader(http.StatusOK) // empty: not delivered
+			return
+		}
+		w.WriteHeader(http.StatusInternalServerError)
+		_, _ = io.WriteString(w, "x") // non-empty: delivered, status aside
+	}))
+	defer recv.Close()
+	sim := NewJPayment()
+	sim.KickbackURL = recv.URL
+	if !sim.SendKickback(context.Background(), []param{{"gid", "1"}, {"rst", "1"}}) {
+		t.Fatal("a non-empty answer is a delivery")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if calls != 2 || sim.Kickbacks() != 1 {
+		t.Fatalf("calls %d, kickbacks %d", calls, sim.Kickbacks())
 	}
 }

@@ -26,8 +26,11 @@ var (
 	bucketPayments   = []byte("payments")
 	bucketUnresolved = []byte("unresolved") // id -> empty: the resolver's index
 	bucketEvents     = []byte("events")
+	bucketDead       = []byte("dead_events") // the webhook dead-letter list
 	bucketMeta       = []byte("meta")
 	keyEpoch         = []byte("epoch")
+	keyFingerprint   = []byte("fingerprint_key")
+	keyHealth        = []byte("health")
 )
 
 // Store is a store.Store in one bbolt file.
@@ -37,6 +40,8 @@ type Store struct {
 	// epoch counts opens of the file: an in-flight idempotency claim from an
 	// earlier epoch belongs to a process that died, so it no longer blocks.
 	epoch uint64
+	// fpKey is the file's fingerprint key (store.Store.FingerprintKey).
+	fpKey []byte
 	now   func() time.Time
 }
 
@@ -60,7 +65,7 @@ func Open(path string, timeout time.Duration) (*Store, error) {
 	}
 	s := &Store{db: db, now: time.Now}
 	err = db.Update(func(tx *bbolt.Tx) error {
-		for _, b := range [][]byte{bucketIdem, bucketPayments, bucketUnresolved, bucketEvents, bucketMeta} {
+		for _, b := range [][]byte{bucketIdem, bucketPayments, bucketUnresolved, bucketEvents, bucketDead, bucketMeta} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -74,6 +79,14 @@ func Open(path string, timeout time.Duration) (*Store, error) {
 		binary.BigEndian.PutUint64(b[:], s.epoch)
 		if err := meta.Put(keyEpoch, b[:]); err != nil {
 			return err
+		}
+		if k := meta.Get(keyFingerprint); len(k) == store.FingerprintKeySize {
+			s.fpKey = append([]byte(nil), k...)
+		} else {
+			s.fpKey = store.NewFingerprintKey()
+			if err := meta.Put(keyFingerprint, s.fpKey); err != nil {
+				return err
+			}
 		}
 		return sweep(tx.Bucket(bucketIdem), s.now())
 	})
@@ -284,6 +297,68 @@ func (s *Store) UpdateEvent(ctx context.Context, ev *store.Event) error { return
 // DeleteEvent implements store.Store.
 func (s *Store) DeleteEvent(_ context.Context, id string) error {
 	return s.writes.write(func(tx *bbolt.Tx) error { return tx.Bucket(bucketEvents).Delete([]byte(id)) })
+}
+
+// BuryEvent implements store.Store.
+func (s *Store) BuryEvent(_ context.Context, ev *store.Event) error {
+	b, err := encodeJSON(ev)
+	if err != nil {
+		return err
+	}
+	return s.writes.write(func(tx *bbolt.Tx) error {
+		if err := tx.Bucket(bucketEvents).Delete([]byte(ev.ID)); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketDead).Put([]byte(ev.ID), b)
+	})
+}
+
+// DeadEvents implements store.Store, oldest first.
+func (s *Store) DeadEvents(_ context.Context, limit int) ([]*store.Event, error) {
+	var out []*store.Event
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketDead).ForEach(func(_, v []byte) error {
+			var ev store.Event
+			if json.Unmarshal(v, &ev) == nil {
+				out = append(out, &ev)
+			}
+			return nil
+		})
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].DeadAt.Before(out[j].DeadAt) })
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	return out, err
+}
+
+// FingerprintKey implements store.Store.
+func (s *Store) FingerprintKey() []byte { return s.fpKey }
+
+// Probe implements store.Store: a write through the commit loop (fsync
+// included, so a full disk fails it) and a read of what was written. It
+// gives up when ctx ends; the write then finishes on its own.
+func (s *Store) Probe(ctx context.Context) error {
+	want := []byte(s.now().UTC().Format(time.RFC3339Nano))
+	done := make(chan error, 1)
+	go func() {
+		err := s.writes.write(func(tx *bbolt.Tx) error { return tx.Bucket(bucketMeta).Put(keyHealth, want) })
+		if err == nil {
+			err = s.db.View(func(tx *bbolt.Tx) error {
+				if got := tx.Bucket(bucketMeta).Get(keyHealth); !bytes.Equal(got, want) {
+					return errors.New("bolt store: the health key did not read back")
+				}
+				return nil
+			})
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("bolt store: no write within the probe's time: %w", ctx.Err())
+	}
 }
 
 // Close implements store.Store.

@@ -124,3 +124,37 @@ func TestBoltConflictsDoNotFailTheirGroup(t *testing.T) {
 		t.Fatalf("events %v", due)
 	}
 }
+
+// The fingerprint key is created once per file and read back on reopen:
+// fingerprints stored before a restart still match after it. A store
+// whose writes fail fails its probe (the health check's 503).
+func TestBoltFingerprintKeySurvivesReopenAndProbeFails(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "paynorm.db")
+	s, err := Open(path, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := append([]byte(nil), s.FingerprintKey()...)
+	s.Close()
+	s, err = Open(path, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(s.FingerprintKey()) != string(k) {
+		t.Fatal("the fingerprint key changed across a reopen")
+	}
+	other, err := Open(filepath.Join(t.TempDir(), "other.db"), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if string(other.FingerprintKey()) == string(k) {
+		t.Fatal("two files share a fingerprint key")
+	}
+	s.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := s.Probe(ctx); err == nil {
+		t.Fatal("the probe of a closed store passed")
+	}
+}

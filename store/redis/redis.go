@@ -8,10 +8,16 @@
 package redis
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -24,10 +30,14 @@ import (
 // Options configures the client.
 type Options struct {
 	// Addrs are host:port of one server, of Sentinel, or of cluster nodes.
-	Addrs    []string
+	Addrs []string
+	// Username is the ACL user (Redis 6+); empty is the default user.
 	Username string
 	Password string
 	DB       int
+	// TLS, when set, encrypts every connection (records, replayed answers
+	// and the password would otherwise cross the network in clear text).
+	TLS *tls.Config
 	// Prefix starts every key (default "{paynorm}:"). With a Redis Cluster
 	// it must contain a {hash tag} so all keys share the slot a payment
 	// write needs; Open refuses one without a tag when several addresses
@@ -35,11 +45,55 @@ type Options struct {
 	Prefix string
 }
 
+// TLSFiles names the files of a TLS connection to Redis.
+type TLSFiles struct {
+	// CAFile is a PEM bundle of the CAs that sign the server's certificate
+	// (empty: the system roots).
+	CAFile string
+	// ServerName is the name the server's certificate must carry (empty:
+	// the host of the address).
+	ServerName string
+	// CertFile and KeyFile are a client certificate, for servers that
+	// require one (tls-auth-clients yes).
+	CertFile, KeyFile string
+}
+
+// Config builds the tls.Config: TLS 1.2 or newer, the server's certificate
+// always verified.
+func (f TLSFiles) Config() (*tls.Config, error) {
+	c := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: f.ServerName}
+	if f.CAFile != "" {
+		pem, err := os.ReadFile(f.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("redis tls ca_file: %w", err)
+		}
+		c.RootCAs = x509.NewCertPool()
+		if !c.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("redis tls ca_file %s holds no PEM certificate", f.CAFile)
+		}
+	}
+	if (f.CertFile == "") != (f.KeyFile == "") {
+		return nil, errors.New("redis tls: cert_file and key_file go together")
+	}
+	if f.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(f.CertFile, f.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("redis tls client certificate: %w", err)
+		}
+		c.Certificates = []tls.Certificate{cert}
+	}
+	return c, nil
+}
+
 // Store is a store.Store in Redis.
 type Store struct {
 	c      goredis.UniversalClient
 	prefix string
 	now    func() time.Time
+	fpKey  []byte
+	// instance names this client's health key, so instances sharing the
+	// server never read each other's probe.
+	instance string
 }
 
 var _ store.Store = (*Store)(nil)
@@ -58,14 +112,29 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		return nil, fmt.Errorf("redis store: prefix %q has no {hash tag}; with several addresses (Redis Cluster) use one such as \"{paynorm}:\"", o.Prefix)
 	}
 	c := goredis.NewUniversalClient(&goredis.UniversalOptions{
-		Addrs: o.Addrs, Username: o.Username, Password: o.Password, DB: o.DB,
+		Addrs: o.Addrs, Username: o.Username, Password: o.Password, DB: o.DB, TLSConfig: o.TLS,
 		DialTimeout: 3 * time.Second, ReadTimeout: 3 * time.Second, WriteTimeout: 3 * time.Second,
 	})
 	if err := c.Ping(ctx).Err(); err != nil {
 		c.Close()
 		return nil, err
 	}
-	return &Store{c: c, prefix: o.Prefix, now: time.Now}, nil
+	var id [8]byte
+	_, _ = rand.Read(id[:])
+	s := &Store{c: c, prefix: o.Prefix, now: time.Now, instance: hex.EncodeToString(id[:])}
+	// The first instance to open the store creates the fingerprint key;
+	// every later one reads the same key (SET NX, then GET).
+	if err := c.SetNX(ctx, s.prefix+"fingerprint_key", store.NewFingerprintKey(), 0).Err(); err != nil {
+		c.Close()
+		return nil, err
+	}
+	k, err := c.Get(ctx, s.prefix+"fingerprint_key").Bytes()
+	if err != nil || len(k) != store.FingerprintKeySize {
+		c.Close()
+		return nil, fmt.Errorf("redis store: reading the fingerprint key: %v", err)
+	}
+	s.fpKey = k
+	return s, nil
 }
 
 // hasHashTag reports whether keys starting with p hash by a tag inside p:
@@ -83,6 +152,8 @@ func (s *Store) payKey(id string) string   { return s.prefix + "pay:" + id }
 func (s *Store) unresolvedKey() string     { return s.prefix + "unresolved" }
 func (s *Store) eventKey(id string) string { return s.prefix + "ev:" + id }
 func (s *Store) eventsKey() string         { return s.prefix + "events" }
+func (s *Store) deadKey(id string) string  { return s.prefix + "dead:" + id }
+func (s *Store) deadListKey() string       { return s.prefix + "dead_events" }
 
 // claimScript sets the key when absent (the claim) and otherwise returns
 // what it holds; SET NX inside one script so "absent" cannot change between
@@ -303,6 +374,75 @@ func (s *Store) DeleteEvent(ctx context.Context, id string) error {
 		return err
 	}
 	return s.c.Del(ctx, s.eventKey(id)).Err()
+}
+
+// buryScript moves an event from the outbox (KEYS[1] its key, KEYS[2] the
+// outbox index) to the dead-letter list (KEYS[3] its key, KEYS[4] the
+// list), ARGV[1] its JSON, ARGV[2] the score, ARGV[3] the id.
+var buryScript = goredis.NewScript(`
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[3])
+redis.call('SET', KEYS[3], ARGV[1])
+redis.call('ZADD', KEYS[4], ARGV[2], ARGV[3])
+return 1
+`)
+
+// BuryEvent implements store.Store.
+func (s *Store) BuryEvent(ctx context.Context, ev *store.Event) error {
+	b, err := json.Marshal(ev)
+	if err != nil {
+		return err
+	}
+	return buryScript.Run(ctx, s.c, []string{s.eventKey(ev.ID), s.eventsKey(), s.deadKey(ev.ID), s.deadListKey()},
+		b, ev.DeadAt.UnixMilli(), ev.ID).Err()
+}
+
+// DeadEvents implements store.Store, oldest first.
+func (s *Store) DeadEvents(ctx context.Context, limit int) ([]*store.Event, error) {
+	stop := int64(-1)
+	if limit > 0 {
+		stop = int64(limit) - 1
+	}
+	ids, err := s.c.ZRange(ctx, s.deadListKey(), 0, stop).Result()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*store.Event, 0, len(ids))
+	for _, id := range ids {
+		b, err := s.c.Get(ctx, s.deadKey(id)).Bytes()
+		if errors.Is(err, goredis.Nil) {
+			continue
+		}
+		if err != nil {
+			return out, err
+		}
+		var ev store.Event
+		if err := json.Unmarshal(b, &ev); err != nil {
+			return out, err
+		}
+		out = append(out, &ev)
+	}
+	return out, nil
+}
+
+// FingerprintKey implements store.Store.
+func (s *Store) FingerprintKey() []byte { return s.fpKey }
+
+// Probe implements store.Store: SET and GET of this instance's health key.
+func (s *Store) Probe(ctx context.Context) error {
+	key := s.prefix + "health:" + s.instance
+	want := []byte(s.now().UTC().Format(time.RFC3339Nano))
+	if err := s.c.Set(ctx, key, want, time.Minute).Err(); err != nil {
+		return err
+	}
+	got, err := s.c.Get(ctx, key).Bytes()
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(got, want) {
+		return errors.New("redis store: the health key did not read back")
+	}
+	return nil
 }
 
 // Close implements store.Store.

@@ -96,3 +96,37 @@ func TestDefaultPrefixHasHashTag(t *testing.T) {
 		t.Fatalf("default prefix %q", s.prefix)
 	}
 }
+
+// Two instances opening the same store (prefix) share one fingerprint key,
+// so a retry reaching the other instance matches; another prefix has its
+// own.
+func TestRedisFingerprintKeyIsShared(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	prefix := "{paynorm-test:" + hex.EncodeToString(b[:]) + "}:"
+	a, err := Open(ctx, Options{Addrs: []string{addr()}, Prefix: prefix})
+	if err != nil {
+		t.Skipf("no Redis answers on %s (%v)", addr(), err)
+	}
+	defer a.Close()
+	defer a.c.Del(context.Background(), prefix+"fingerprint_key")
+	c, err := Open(ctx, Options{Addrs: []string{addr()}, Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if string(a.FingerprintKey()) != string(c.FingerprintKey()) || len(a.FingerprintKey()) != store.FingerprintKeySize {
+		t.Fatal("instances on one store have different fingerprint keys")
+	}
+	other, err := Open(ctx, Options{Addrs: []string{addr()}, Prefix: prefix + "x:"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	defer other.c.Del(context.Background(), prefix+"x:fingerprint_key")
+	if string(other.FingerprintKey()) == string(a.FingerprintKey()) {
+		t.Fatal("two stores share a fingerprint key")
+	}
+}

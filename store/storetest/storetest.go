@@ -29,6 +29,61 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("SwapEvents", func(t *testing.T) { swapEvents(t, open(t)) })
 	t.Run("UnresolvedLeaseAndUnconfirmed", func(t *testing.T) { unresolvedLease(t, open(t)) })
 	t.Run("Events", func(t *testing.T) { events(t, open(t)) })
+	t.Run("DeadLetters", func(t *testing.T) { deadLetters(t, open(t)) })
+	t.Run("FingerprintKeyAndProbe", func(t *testing.T) { fingerprintKeyAndProbe(t, open(t)) })
+}
+
+// An event the notifier gives up on leaves the outbox (it is never due
+// again) and is listed among the dead letters with its last error.
+func deadLetters(t *testing.T, s store.Store) {
+	now := time.Now().Truncate(time.Millisecond)
+	for i := 0; i < 3; i++ {
+		ev := &store.Event{ID: fmt.Sprintf("dl%d", i), Type: "payment.captured", Body: []byte(`{"n":1}`), NextTry: now, CreatedAt: now}
+		if err := s.AddEvent(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if dead, err := s.DeadEvents(ctx, 10); err != nil || len(dead) != 0 {
+		t.Fatalf("dead letters of a new store: %v %v", dead, err)
+	}
+	for i, id := range []string{"dl2", "dl0"} {
+		ev := &store.Event{ID: id, Type: "payment.captured", Body: []byte(`{"n":1}`), Attempts: 30, NextTry: now, CreatedAt: now,
+			LastError: "receiver answered HTTP 500", DeadAt: now.Add(time.Duration(i) * time.Second)}
+		if err := s.BuryEvent(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	due, err := s.DueEvents(ctx, now.Add(time.Hour), 10)
+	if err != nil || len(due) != 1 || due[0].ID != "dl1" {
+		t.Fatalf("outbox after burying two of three: %+v %v", due, err)
+	}
+	dead, err := s.DeadEvents(ctx, 10)
+	if err != nil || len(dead) != 2 || dead[0].ID != "dl2" || dead[1].ID != "dl0" {
+		t.Fatalf("dead letters %+v %v", dead, err)
+	}
+	if d := dead[0]; d.Attempts != 30 || d.LastError != "receiver answered HTTP 500" || !d.DeadAt.Equal(now) || string(d.Body) != `{"n":1}` {
+		t.Fatalf("dead letter lost fields: %+v", d)
+	}
+	if dead, _ = s.DeadEvents(ctx, 1); len(dead) != 1 {
+		t.Fatalf("limit: %d", len(dead))
+	}
+}
+
+// The fingerprint key is random, 32 bytes and stable for the store; the
+// health probe passes on a working store.
+func fingerprintKeyAndProbe(t *testing.T, s store.Store) {
+	k := s.FingerprintKey()
+	if len(k) != store.FingerprintKeySize || string(k) == string(make([]byte, store.FingerprintKeySize)) {
+		t.Fatalf("fingerprint key %x", k)
+	}
+	if string(s.FingerprintKey()) != string(k) {
+		t.Fatal("the fingerprint key changed")
+	}
+	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := s.Probe(pctx); err != nil {
+		t.Fatalf("probe of a working store: %v", err)
+	}
 }
 
 var ctx = context.Background()
