@@ -189,9 +189,12 @@ func (h *Handler) newProvider(a *Account, st *accountState) (providers.Provider,
 	observe := h.observer()
 	switch a.Type {
 	case "gmo":
-		c := gmo.NewClient(gmo.Config{Account: a.Name, Endpoint: a.Endpoint, ShopID: a.ShopID, ShopPass: a.ShopPass,
-			SiteID: a.SiteID, SitePass: a.SitePass, Timeout: time.Duration(a.Timeout)}, st.transport, st.guard, observe)
-		return gmo.New(c), nil
+		cfg := gmo.Config{Account: a.Name, Endpoint: a.Endpoint, ShopID: a.ShopID, ShopPass: a.ShopPass,
+			SiteID: a.SiteID, SitePass: a.SitePass, TenantName: a.TenantName, Timeout: time.Duration(a.Timeout)}
+		if err := cfg.Check(); err != nil {
+			return nil, fmt.Errorf("account %s: %v", a.Name, err)
+		}
+		return gmo.New(gmo.NewClient(cfg, st.transport, st.guard, observe)), nil
 	case "jpayment":
 		c := jpayment.NewClient(jpayment.Config{Account: a.Name, Endpoint: a.Endpoint, AID: a.AID,
 			Timeout: time.Duration(a.Timeout)}, st.transport, st.guard, observe)

@@ -34,7 +34,7 @@ type resolver struct {
 	// expiry is each account's action_expiry: how long a payment may wait
 	// for its card holder's 3-D Secure authentication.
 	expiry map[string]time.Duration
-	after  time.Duration  // how old a record must be before it is resolved
+	after  time.Duration // how old a record must be before it is resolved
 	// failAfter is how old a record must be before "the provider never
 	// executed it" may settle it as failed: at least twice the longest
 	// provider timeout, since a late execution may still be under way.

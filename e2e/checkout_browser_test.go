@@ -76,44 +76,55 @@ func TestCheckoutInABrowser(t *testing.T) {
 	defer cancelAlloc()
 	browser, cancelBrowser := chromedp.NewContext(actx)
 	defer cancelBrowser()
-	if err := chromedp.Run(browser); err != nil {
+	if err := chromedp.Do(browser); err != nil {
 		t.Fatalf("starting %s: %v", chrome, err)
 	}
 
-	// pay fills the form and presses Pay; then, when button is set, the
-	// challenge page's button; it returns the result page's fields.
-	pay := func(t *testing.T, card, capture, button string) (status, code, paymentID, shopShown, amountShown string) {
+	// result is what the checkout's pages showed.
+	type result struct{ status, code, payment, shop, amount string }
+	// pay fills the form and presses Pay, then, when button is set, that
+	// button of the challenge page; it reads the result page.
+	pay := func(t *testing.T, card, capture, button string) result {
 		t.Helper()
-		ctx, cancel := chromedp.NewContext(browser)
+		tab, cancel := chromedp.NewContext(browser)
 		defer cancel()
-		ctx, cancelT := context.WithTimeout(ctx, 60*time.Second)
+		if err := chromedp.Do(tab); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancelT := context.WithTimeout(tab, 60*time.Second)
 		defer cancelT()
-		steps := chromedp.Tasks{
+		var r result
+		text := func(id string, into *string) chromedp.Action[chromedp.Void] {
+			return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+				v, err := chromedp.Text(chromedp.ID(id))(ctx, tg)
+				*into = strings.TrimSpace(v)
+				return err
+			})
+		}
+		steps := []chromedp.Action[chromedp.Void]{
 			chromedp.Navigate(shop),
-			chromedp.WaitVisible("#pay", chromedp.ByQuery),
-			chromedp.Click("#card-"+card, chromedp.ByQuery),
-			chromedp.SetValue("#amount", "2500", chromedp.ByQuery),
-			chromedp.SetValue("#capture", capture, chromedp.ByQuery),
-			chromedp.Click("#pay", chromedp.ByQuery),
+			chromedp.WaitVisible(chromedp.ID("pay")),
+			chromedp.Click(chromedp.ID("card-" + card)),
+			chromedp.SetValue(chromedp.ID("amount"), "2500"),
+			chromedp.SetValue(chromedp.ID("capture"), capture),
+			chromedp.Click(chromedp.ID("pay")),
 		}
 		if button != "" {
-			steps = append(steps,
-				chromedp.WaitVisible("#"+button, chromedp.ByQuery),
-				chromedp.Text("#shop", &shopShown, chromedp.ByQuery),
-				chromedp.Text("#amount", &amountShown, chromedp.ByQuery),
-				chromedp.Click("#"+button, chromedp.ByQuery))
+			steps = append(steps, chromedp.WaitVisible(chromedp.ID(button)), text("shop", &r.shop), text("amount", &r.amount),
+				chromedp.Click(chromedp.ID(button)))
 		}
-		steps = append(steps,
-			chromedp.WaitVisible("#status", chromedp.ByQuery),
-			chromedp.Text("#status", &status, chromedp.ByQuery),
-			chromedp.Text("#payment", &paymentID, chromedp.ByQuery),
-			chromedp.Evaluate(`(document.querySelector("#code")||{}).textContent||""`, &code))
-		if err := chromedp.Run(ctx, steps); err != nil {
-			var loc, body string
-			_ = chromedp.Run(ctx, chromedp.Location(&loc), chromedp.Evaluate(`document.body ? document.body.innerText : ""`, &body))
+		steps = append(steps, chromedp.WaitVisible(chromedp.ID("status")), text("status", &r.status), text("payment", &r.payment),
+			chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+				v, err := chromedp.Evaluate[string](`(document.querySelector("#code")||{}).textContent||""`)(ctx, tg)
+				r.code = strings.TrimSpace(v)
+				return err
+			}))
+		if err := chromedp.Do(ctx, steps...); err != nil {
+			loc, _ := chromedp.Run(tab, chromedp.Location())
+			body, _ := chromedp.Run(tab, chromedp.Evaluate[string](`document.body ? document.body.innerText : ""`))
 			t.Fatalf("browser: %v\nat %s:\n%s\npaynorm log:\n%s", err, loc, body, p.logs.String())
 		}
-		return strings.TrimSpace(status), strings.TrimSpace(code), strings.TrimSpace(paymentID), strings.TrimSpace(shopShown), strings.TrimSpace(amountShown)
+		return r
 	}
 	// record reads the payment back from paynorm's API.
 	record := func(t *testing.T, id string) *answer {
@@ -122,48 +133,48 @@ func TestCheckoutInABrowser(t *testing.T) {
 	}
 
 	t.Run("challenge passed", func(t *testing.T) {
-		status, code, id, shopShown, amountShown := pay(t, "tok_3ds_challenge", "automatic", "authenticate")
-		if status != "captured" || code != "" || !strings.HasPrefix(id, "gmo_") {
-			t.Fatalf("result: status %q code %q payment %q", status, code, id)
+		r := pay(t, "tok_3ds_challenge", "automatic", "authenticate")
+		if r.status != "captured" || r.code != "" || !strings.HasPrefix(r.payment, "gmo_") {
+			t.Fatalf("result: %+v", r)
 		}
-		if shopShown != "paynorm e2e" || amountShown != "¥2,500" {
-			t.Errorf("the challenge page showed shop %q, amount %q", shopShown, amountShown)
+		if r.shop != "paynorm e2e" || r.amount != "¥2,500" {
+			t.Errorf("the challenge page showed shop %q, amount %q", r.shop, r.amount)
 		}
-		if a := record(t, id); a.Status != 200 || a.str("status") != "captured" || a.JSON["total"] != 2500.0 || a.JSON["next_action"] != nil {
+		if a := record(t, r.payment); a.Status != 200 || a.str("status") != "captured" || a.JSON["total"] != 2500.0 || a.JSON["next_action"] != nil {
 			t.Fatalf("paynorm: %d %s", a.Status, a.Body)
 		}
 	})
 	t.Run("challenge passed, manual capture", func(t *testing.T) {
-		if status, code, id, _, _ := pay(t, "tok_3ds_challenge", "manual", "authenticate"); status != "authorized" || code != "" {
-			t.Fatalf("result: status %q code %q payment %q", status, code, id)
+		if r := pay(t, "tok_3ds_challenge", "manual", "authenticate"); r.status != "authorized" || r.code != "" {
+			t.Fatalf("result: %+v", r)
 		}
 	})
 	t.Run("challenge failed", func(t *testing.T) {
-		status, code, id, _, _ := pay(t, "tok_3ds_challenge", "automatic", "fail")
-		if status != "failed" || code != "authentication_failed" {
-			t.Fatalf("result: status %q code %q payment %q", status, code, id)
+		r := pay(t, "tok_3ds_challenge", "automatic", "fail")
+		if r.status != "failed" || r.code != "authentication_failed" {
+			t.Fatalf("result: %+v", r)
 		}
-		if a := record(t, id); a.Status != 200 || a.str("status") != "failed" || a.str("approval_code") != "" {
+		if a := record(t, r.payment); a.Status != 200 || a.str("status") != "failed" || a.str("approval_code") != "" {
 			t.Fatalf("paynorm: %d %s", a.Status, a.Body)
 		}
 	})
 	t.Run("failing card", func(t *testing.T) {
-		if status, code, _, _, _ := pay(t, "tok_3ds_fail", "automatic", "authenticate"); status != "failed" || code != "authentication_failed" {
-			t.Fatalf("result: status %q code %q", status, code)
+		if r := pay(t, "tok_3ds_fail", "automatic", "authenticate"); r.status != "failed" || r.code != "authentication_failed" {
+			t.Fatalf("result: %+v", r)
 		}
 	})
 	t.Run("frictionless", func(t *testing.T) {
-		status, code, id, _, _ := pay(t, "tok_3ds_frictionless", "automatic", "")
-		if status != "captured" || code != "" {
-			t.Fatalf("result: status %q code %q payment %q", status, code, id)
+		r := pay(t, "tok_3ds_frictionless", "automatic", "")
+		if r.status != "captured" || r.code != "" {
+			t.Fatalf("result: %+v", r)
 		}
-		if a := record(t, id); a.str("status") != "captured" {
+		if a := record(t, r.payment); a.str("status") != "captured" {
 			t.Fatalf("paynorm: %d %s", a.Status, a.Body)
 		}
 	})
 	t.Run("not enrolled, required", func(t *testing.T) {
-		if status, code, _, _, _ := pay(t, "tok_visa", "automatic", ""); status != "failed" || code != "card_not_enrolled" {
-			t.Fatalf("result: status %q code %q", status, code)
+		if r := pay(t, "tok_visa", "automatic", ""); r.status != "failed" || r.code != "card_not_enrolled" {
+			t.Fatalf("result: %+v", r)
 		}
 	})
 }

@@ -202,64 +202,70 @@ func (e CustomerObject) Valid() bool {
 
 // Defines values for ErrorCode.
 const (
-	ErrorCodeAccountNotPermitted    ErrorCode = "account_not_permitted"
-	ErrorCodeAlreadyCaptured        ErrorCode = "already_captured"
-	ErrorCodeAlreadyProcessed       ErrorCode = "already_processed"
-	ErrorCodeAmountMismatch         ErrorCode = "amount_mismatch"
-	ErrorCodeApiKeyInvalid          ErrorCode = "api_key_invalid"
-	ErrorCodeApiKeyMissing          ErrorCode = "api_key_missing"
-	ErrorCodeAuthenticationFailed   ErrorCode = "authentication_failed"
-	ErrorCodeAuthenticationRequired ErrorCode = "authentication_required"
-	ErrorCodeAuthorizationExpired   ErrorCode = "authorization_expired"
-	ErrorCodeBodyTooLarge           ErrorCode = "body_too_large"
-	ErrorCodeCardDataNotAllowed     ErrorCode = "card_data_not_allowed"
-	ErrorCodeCardDeclined           ErrorCode = "card_declined"
-	ErrorCodeCardNotSupported       ErrorCode = "card_not_supported"
-	ErrorCodeCircuitOpen            ErrorCode = "circuit_open"
-	ErrorCodeCustomerExists         ErrorCode = "customer_exists"
-	ErrorCodeEgressIpNotAllowed     ErrorCode = "egress_ip_not_allowed"
-	ErrorCodeExceedsLimit           ErrorCode = "exceeds_limit"
-	ErrorCodeExpiredCard            ErrorCode = "expired_card"
-	ErrorCodeIdempotencyKeyInUse    ErrorCode = "idempotency_key_in_use"
-	ErrorCodeIdempotencyKeyReused   ErrorCode = "idempotency_key_reused"
-	ErrorCodeIncorrectCvc           ErrorCode = "incorrect_cvc"
-	ErrorCodeIncorrectNumber        ErrorCode = "incorrect_number"
-	ErrorCodeIncorrectPin           ErrorCode = "incorrect_pin"
-	ErrorCodeInsufficientFunds      ErrorCode = "insufficient_funds"
-	ErrorCodeInvalidAmount          ErrorCode = "invalid_amount"
-	ErrorCodeInvalidEncoding        ErrorCode = "invalid_encoding"
-	ErrorCodeInvalidInstallments    ErrorCode = "invalid_installments"
-	ErrorCodeInvalidJson            ErrorCode = "invalid_json"
-	ErrorCodeInvalidOrderId         ErrorCode = "invalid_order_id"
-	ErrorCodeInvalidResponse        ErrorCode = "invalid_response"
-	ErrorCodeInvalidState           ErrorCode = "invalid_state"
-	ErrorCodeIssuerUnavailable      ErrorCode = "issuer_unavailable"
-	ErrorCodeMethodNotAllowed       ErrorCode = "method_not_allowed"
-	ErrorCodeNotCancelable          ErrorCode = "not_cancelable"
-	ErrorCodeNotCapturable          ErrorCode = "not_capturable"
-	ErrorCodeOrderIdExists          ErrorCode = "order_id_exists"
-	ErrorCodeParameterDuplicate     ErrorCode = "parameter_duplicate"
-	ErrorCodeParameterInvalid       ErrorCode = "parameter_invalid"
-	ErrorCodeParameterMissing       ErrorCode = "parameter_missing"
-	ErrorCodeParameterUnknown       ErrorCode = "parameter_unknown"
-	ErrorCodePaymentBusy            ErrorCode = "payment_busy"
-	ErrorCodeProcessingError        ErrorCode = "processing_error"
-	ErrorCodeProcessingInProgress   ErrorCode = "processing_in_progress"
-	ErrorCodeProviderMaintenance    ErrorCode = "provider_maintenance"
-	ErrorCodeProviderMisconfigured  ErrorCode = "provider_misconfigured"
-	ErrorCodeProviderTimeout        ErrorCode = "provider_timeout"
-	ErrorCodeProviderUnavailable    ErrorCode = "provider_unavailable"
-	ErrorCodeRateLimited            ErrorCode = "rate_limited"
-	ErrorCodeRefundWindowPassed     ErrorCode = "refund_window_passed"
-	ErrorCodeRequestTimeout         ErrorCode = "request_timeout"
-	ErrorCodeResourceMissing        ErrorCode = "resource_missing"
-	ErrorCodeRouteNotFound          ErrorCode = "route_not_found"
-	ErrorCodeSourceNotAllowed       ErrorCode = "source_not_allowed"
-	ErrorCodeStoreUnavailable       ErrorCode = "store_unavailable"
-	ErrorCodeTokenExpired           ErrorCode = "token_expired"
-	ErrorCodeTokenInvalid           ErrorCode = "token_invalid"
-	ErrorCodeUnknownProvider        ErrorCode = "unknown_provider"
-	ErrorCodeUnsupported            ErrorCode = "unsupported"
+	ErrorCodeAccountNotPermitted       ErrorCode = "account_not_permitted"
+	ErrorCodeAlreadyCaptured           ErrorCode = "already_captured"
+	ErrorCodeAlreadyProcessed          ErrorCode = "already_processed"
+	ErrorCodeAmountMismatch            ErrorCode = "amount_mismatch"
+	ErrorCodeApiKeyInvalid             ErrorCode = "api_key_invalid"
+	ErrorCodeApiKeyMissing             ErrorCode = "api_key_missing"
+	ErrorCodeAuthenticationFailed      ErrorCode = "authentication_failed"
+	ErrorCodeAuthenticationRequired    ErrorCode = "authentication_required"
+	ErrorCodeAuthenticationSetupFailed ErrorCode = "authentication_setup_failed"
+	ErrorCodeAuthenticationUnavailable ErrorCode = "authentication_unavailable"
+	ErrorCodeAuthorizationExpired      ErrorCode = "authorization_expired"
+	ErrorCodeBodyTooLarge              ErrorCode = "body_too_large"
+	ErrorCodeCardDataNotAllowed        ErrorCode = "card_data_not_allowed"
+	ErrorCodeCardDeclined              ErrorCode = "card_declined"
+	ErrorCodeCardNotEnrolled           ErrorCode = "card_not_enrolled"
+	ErrorCodeCardNotSupported          ErrorCode = "card_not_supported"
+	ErrorCodeCircuitOpen               ErrorCode = "circuit_open"
+	ErrorCodeCustomerExists            ErrorCode = "customer_exists"
+	ErrorCodeEgressIpNotAllowed        ErrorCode = "egress_ip_not_allowed"
+	ErrorCodeExceedsLimit              ErrorCode = "exceeds_limit"
+	ErrorCodeExpiredCard               ErrorCode = "expired_card"
+	ErrorCodeIdempotencyKeyInUse       ErrorCode = "idempotency_key_in_use"
+	ErrorCodeIdempotencyKeyReused      ErrorCode = "idempotency_key_reused"
+	ErrorCodeIncorrectCvc              ErrorCode = "incorrect_cvc"
+	ErrorCodeIncorrectNumber           ErrorCode = "incorrect_number"
+	ErrorCodeIncorrectPin              ErrorCode = "incorrect_pin"
+	ErrorCodeInsufficientFunds         ErrorCode = "insufficient_funds"
+	ErrorCodeInvalidAmount             ErrorCode = "invalid_amount"
+	ErrorCodeInvalidEncoding           ErrorCode = "invalid_encoding"
+	ErrorCodeInvalidInstallments       ErrorCode = "invalid_installments"
+	ErrorCodeInvalidJson               ErrorCode = "invalid_json"
+	ErrorCodeInvalidOrderId            ErrorCode = "invalid_order_id"
+	ErrorCodeInvalidResponse           ErrorCode = "invalid_response"
+	ErrorCodeInvalidState              ErrorCode = "invalid_state"
+	ErrorCodeIssuerUnavailable         ErrorCode = "issuer_unavailable"
+	ErrorCodeMethodNotAllowed          ErrorCode = "method_not_allowed"
+	ErrorCodeNotCancelable             ErrorCode = "not_cancelable"
+	ErrorCodeNotCapturable             ErrorCode = "not_capturable"
+	ErrorCodeOrderIdExists             ErrorCode = "order_id_exists"
+	ErrorCodeParameterDuplicate        ErrorCode = "parameter_duplicate"
+	ErrorCodeParameterInvalid          ErrorCode = "parameter_invalid"
+	ErrorCodeParameterMissing          ErrorCode = "parameter_missing"
+	ErrorCodeParameterUnknown          ErrorCode = "parameter_unknown"
+	ErrorCodePaymentBusy               ErrorCode = "payment_busy"
+	ErrorCodeProcessingError           ErrorCode = "processing_error"
+	ErrorCodeProcessingInProgress      ErrorCode = "processing_in_progress"
+	ErrorCodeProviderMaintenance       ErrorCode = "provider_maintenance"
+	ErrorCodeProviderMisconfigured     ErrorCode = "provider_misconfigured"
+	ErrorCodeProviderTimeout           ErrorCode = "provider_timeout"
+	ErrorCodeProviderUnavailable       ErrorCode = "provider_unavailable"
+	ErrorCodeRateLimited               ErrorCode = "rate_limited"
+	ErrorCodeRefundWindowPassed        ErrorCode = "refund_window_passed"
+	ErrorCodeRequestTimeout            ErrorCode = "request_timeout"
+	ErrorCodeResourceMissing           ErrorCode = "resource_missing"
+	ErrorCodeReturnUrlMissing          ErrorCode = "return_url_missing"
+	ErrorCodeRouteNotFound             ErrorCode = "route_not_found"
+	ErrorCodeSourceNotAllowed          ErrorCode = "source_not_allowed"
+	ErrorCodeStoreUnavailable          ErrorCode = "store_unavailable"
+	ErrorCodeThreeDSecureInvalid       ErrorCode = "three_d_secure_invalid"
+	ErrorCodeThreeDSecureNotContracted ErrorCode = "three_d_secure_not_contracted"
+	ErrorCodeTokenExpired              ErrorCode = "token_expired"
+	ErrorCodeTokenInvalid              ErrorCode = "token_invalid"
+	ErrorCodeUnknownProvider           ErrorCode = "unknown_provider"
+	ErrorCodeUnsupported               ErrorCode = "unsupported"
 )
 
 // Valid indicates whether the value is a known member of the ErrorCode enum.
@@ -281,6 +287,10 @@ func (e ErrorCode) Valid() bool {
 		return true
 	case ErrorCodeAuthenticationRequired:
 		return true
+	case ErrorCodeAuthenticationSetupFailed:
+		return true
+	case ErrorCodeAuthenticationUnavailable:
+		return true
 	case ErrorCodeAuthorizationExpired:
 		return true
 	case ErrorCodeBodyTooLarge:
@@ -288,6 +298,8 @@ func (e ErrorCode) Valid() bool {
 	case ErrorCodeCardDataNotAllowed:
 		return true
 	case ErrorCodeCardDeclined:
+		return true
+	case ErrorCodeCardNotEnrolled:
 		return true
 	case ErrorCodeCardNotSupported:
 		return true
@@ -367,11 +379,17 @@ func (e ErrorCode) Valid() bool {
 		return true
 	case ErrorCodeResourceMissing:
 		return true
+	case ErrorCodeReturnUrlMissing:
+		return true
 	case ErrorCodeRouteNotFound:
 		return true
 	case ErrorCodeSourceNotAllowed:
 		return true
 	case ErrorCodeStoreUnavailable:
+		return true
+	case ErrorCodeThreeDSecureInvalid:
+		return true
+	case ErrorCodeThreeDSecureNotContracted:
 		return true
 	case ErrorCodeTokenExpired:
 		return true

@@ -176,6 +176,21 @@ func (g *GMO) control(w http.ResponseWriter, r *http.Request) {
 		g.mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(rows)
+	case r.URL.Path == "/sandbox/notifications" && r.Method == http.MethodGet:
+		type row struct {
+			OrderID   string `json:"order_id"`
+			Status    string `json:"status"`
+			Attempts  int    `json:"attempts"`
+			Delivered bool   `json:"delivered"`
+			Answer    string `json:"answer"`
+		}
+		ns := g.Notices()
+		rows := make([]row, 0, len(ns))
+		for _, n := range ns {
+			rows = append(rows, row{n.OrderID, n.Status, n.Attempts, n.Delivered, n.Answer})
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(rows)
 	default:
 		http.NotFound(w, r)
 	}
