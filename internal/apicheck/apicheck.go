@@ -114,6 +114,14 @@ func (v *Violation) Error() string {
 	return fmt.Sprintf("openapi.yaml violation: %s %s -> %d: %s", v.Method, v.Path, v.Status, v.Problem)
 }
 
+// CloseIdleConnections passes on to the wrapped transport, so that
+// http.Client.CloseIdleConnections still works through the check.
+func (c *checking) CloseIdleConnections() {
+	if ci, ok := c.base.(interface{ CloseIdleConnections() }); ok {
+		ci.CloseIdleConnections()
+	}
+}
+
 func (c *checking) RoundTrip(req *http.Request) (*http.Response, error) {
 	if !strings.HasPrefix(req.URL.Path, "/v1/") && req.URL.Path != "/v1" {
 		return c.base.RoundTrip(req)
