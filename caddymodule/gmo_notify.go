@@ -2,16 +2,10 @@ package caddymodule
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
 	"io"
-	"net"
 	"net/http"
-	"net/netip"
-	"strings"
 
-	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
 	"github.com/paynorm/paynorm/normalize"
@@ -30,12 +24,11 @@ const gmoNotifyAnswer = "0"
 // payment paynorm already has. "0" is answered only once that is durable.
 func (h *Handler) gmoNotification(c *call) int {
 	w, r, rid := c.w, c.r, c.rid
-	want := strings.TrimSpace(caddy.NewReplacer().ReplaceAll(h.GMONotifyToken, ""))
-	if want == "" || len(want) < minKickbackToken || subtle.ConstantTimeCompare([]byte(c.params["token"]), []byte(want)) != 1 {
+	if h.webhooks.gmoToken == "" || !tokenMatch(c.params["token"], h.webhooks.gmoToken) {
 		h.logger.Warn("GMO notification on a wrong path token", zap.String("remote", r.RemoteAddr), zap.String("request_id", rid))
 		return h.fail(w, rid, normalize.Newf("route_not_found", "No endpoint %s %s/webhooks/gmo/….", r.Method, h.Prefix))
 	}
-	if !sourceAllowed(r, h.GMONotifyAllow) {
+	if !sourceAllowed(r, h.webhooks.gmoAllow) {
 		h.logger.Warn("GMO notification from a source not in gmo_notify_allow", zap.String("remote", r.RemoteAddr), zap.String("request_id", rid))
 		return h.fail(w, rid, normalize.New("source_not_allowed"))
 	}
@@ -47,7 +40,7 @@ func (h *Handler) gmoNotification(c *call) int {
 	if err != nil {
 		return h.fail(w, rid, normalize.Newf("parameter_invalid", "Invalid GMO notification: %v.", err))
 	}
-	account := h.gmoAccountForShop(n.ShopID)
+	account := h.webhooks.gmoShops[n.ShopID]
 	if account == "" {
 		h.logger.Warn("GMO notification for a shop no account has", zap.String("request_id", rid))
 		return h.fail(w, rid, normalize.Newf("unknown_provider", "The notification names no configured GMO shop."))
@@ -100,38 +93,4 @@ func (h *Handler) verifyGMONotification(ctx context.Context, account string, n *
 		return "unchanged", nil
 	}
 	return "recorded", nil
-}
-
-// gmoAccountForShop names the GMO card account of a shop id.
-func (h *Handler) gmoAccountForShop(shopID string) string {
-	repl := caddy.NewReplacer()
-	for _, a := range h.Accounts {
-		if a.Type == "gmo" && strings.TrimSpace(repl.ReplaceAll(a.ShopID, "")) == shopID {
-			return a.Name
-		}
-	}
-	return ""
-}
-
-// sourceAllowed checks the client address (Caddy's client_ip, which
-// honours trusted_proxies, else the peer) against an allow-list; an empty
-// list allows any source.
-func sourceAllowed(r *http.Request, allow []string) bool {
-	if len(allow) == 0 {
-		return true
-	}
-	host, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
-	if host == "" {
-		host, _, _ = net.SplitHostPort(r.RemoteAddr)
-	}
-	a, err := netip.ParseAddr(host)
-	if err != nil {
-		return false
-	}
-	for _, s := range allow {
-		if p, err := parsePrefix(s); err == nil && p.Contains(a.Unmap()) {
-			return true
-		}
-	}
-	return false
 }

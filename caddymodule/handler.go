@@ -175,6 +175,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 		h.providers[a.Name] = p
 		h.order = append(h.order, a.Name)
+		if a.Type == "gmo" {
+			h.webhooks.gmoShops[a.ShopID] = a.Name // for GMO result notifications
+		}
 	}
 	if err := h.provisionClients(repl); err != nil {
 		return err

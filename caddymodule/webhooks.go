@@ -33,6 +33,11 @@ type webhooks struct {
 	// kickbackToken is the secret path segment kickbacks must carry; empty
 	// only when the operator wrote "kickback_token off".
 	kickbackToken string
+	// gmoToken and gmoAllow guard GMO result notifications (gmoToken empty:
+	// not received); gmoShops maps a GMO shop id to its card account.
+	gmoToken string
+	gmoAllow []netip.Prefix
+	gmoShops map[string]string
 }
 
 func (w *webhooks) stop() {
@@ -108,8 +113,13 @@ func parsePrefix(s string) (netip.Prefix, error) {
 
 // allowed checks the client address (Caddy's client_ip, which honours
 // trusted_proxies, else the peer address) against the allow-list.
-func (w *webhooks) allowed(r *http.Request) bool {
-	if len(w.allow) == 0 {
+func (w *webhooks) allowed(r *http.Request) bool { return sourceAllowed(r, w.allow) }
+
+// sourceAllowed checks the client address (Caddy's client_ip, which
+// honours trusted_proxies, else the peer address) against an allow-list;
+// an empty list allows any source.
+func sourceAllowed(r *http.Request, allow []netip.Prefix) bool {
+	if len(allow) == 0 {
 		return true
 	}
 	host, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
@@ -121,7 +131,7 @@ func (w *webhooks) allowed(r *http.Request) bool {
 		return false
 	}
 	a = a.Unmap()
-	for _, p := range w.allow {
+	for _, p := range allow {
 		if p.Contains(a) {
 			return true
 		}
@@ -136,13 +146,8 @@ const minKickbackToken = 16
 // account needs one (kickbacks carry no signature, so the secret URL is
 // what keeps forged ones out), unless the operator wrote "off".
 func (h *Handler) provisionKickbackToken(repl *caddy.Replacer) error {
-	for _, a := range h.GMONotifyAllow {
-		if _, err := parsePrefix(a); err != nil {
-			return fmt.Errorf("gmo_notify_allow: %v", err)
-		}
-	}
-	if g := strings.TrimSpace(repl.ReplaceAll(h.GMONotifyToken, "")); g != "" && (len(g) < minKickbackToken || !isToken(g)) {
-		return fmt.Errorf("gmo_notify_token must be at least %d characters of A-Z a-z 0-9 - _ . (it is a URL path segment)", minKickbackToken)
+	if err := h.provisionGMONotify(repl); err != nil {
+		return err
 	}
 	tok := strings.TrimSpace(repl.ReplaceAll(h.KickbackToken, ""))
 	hasJPayment, sandboxOnly := false, true
@@ -163,21 +168,51 @@ func (h *Handler) provisionKickbackToken(repl *caddy.Replacer) error {
 		return nil
 	case tok == "" && hasJPayment:
 		return errors.New("kickback_token is required with a j-payment account: kickbacks carry no signature, so a secret URL (/v1/webhooks/jpayment/<token>) keeps forged ones out; set it from the environment (kickback_token {env.PAYNORM_KICKBACK_TOKEN}) or write 'kickback_token off' for the sandbox")
-	case tok != "" && (len(tok) < minKickbackToken || !isToken(tok)):
-		return fmt.Errorf("kickback_token must be at least %d characters of A-Z a-z 0-9 - _ . (it is a URL path segment)", minKickbackToken)
+	}
+	if err := checkPathToken("kickback_token", tok); err != nil {
+		return err
 	}
 	h.webhooks.kickbackToken = tok
 	return nil
 }
 
-// tokenOK compares the request's path token with the configured one in
-// constant time.
-func (w *webhooks) tokenOK(got string) bool {
-	if w.kickbackToken == "" {
+// provisionGMONotify reads the GMO result notification settings once: the
+// path token and the allow-list.
+func (h *Handler) provisionGMONotify(repl *caddy.Replacer) error {
+	for _, a := range h.GMONotifyAllow {
+		p, err := parsePrefix(a)
+		if err != nil {
+			return fmt.Errorf("gmo_notify_allow: %v", err)
+		}
+		h.webhooks.gmoAllow = append(h.webhooks.gmoAllow, p)
+	}
+	h.webhooks.gmoToken = strings.TrimSpace(repl.ReplaceAll(h.GMONotifyToken, ""))
+	if err := checkPathToken("gmo_notify_token", h.webhooks.gmoToken); err != nil {
+		return err
+	}
+	h.webhooks.gmoShops = map[string]string{} // filled as the accounts are provisioned
+	return nil
+}
+
+// checkPathToken checks a secret path segment ("" is allowed: unset).
+func checkPathToken(name, tok string) error {
+	if tok != "" && (len(tok) < minKickbackToken || !isToken(tok)) {
+		return fmt.Errorf("%s must be at least %d characters of A-Z a-z 0-9 - _ . (it is a URL path segment)", name, minKickbackToken)
+	}
+	return nil
+}
+
+// tokenMatch compares a request's path token with the configured one in
+// constant time; an unset token matches only an absent one.
+func tokenMatch(got, want string) bool {
+	if want == "" {
 		return got == ""
 	}
-	return subtle.ConstantTimeCompare([]byte(got), []byte(w.kickbackToken)) == 1
+	return subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
 }
+
+// tokenOK checks a kickback's path token.
+func (w *webhooks) tokenOK(got string) bool { return tokenMatch(got, w.kickbackToken) }
 
 // kickbackFailed answers a kickback paynorm could not record. j-payment
 // judges delivery by a non-empty body (seed 002), so the body stays empty:
