@@ -38,19 +38,13 @@ type passErr struct {
 
 // passthroughCardData reports whether the account relays raw card data.
 func (h *Handler) passthroughCardData(account string) bool {
-	for _, a := range h.Accounts {
-		if a.Name == account {
-			return a.PassthroughCardData == "allow"
-		}
-	}
-	return false
+	a := h.account(account)
+	return a != nil && a.PassthroughCardData == "allow"
 }
 
 func (h *Handler) passthroughAPIs(account string) []string {
-	for _, a := range h.Accounts {
-		if a.Name == account && len(a.PassthroughAPIs) > 0 {
-			return a.PassthroughAPIs
-		}
+	if a := h.account(account); a != nil && len(a.PassthroughAPIs) > 0 {
+		return a.PassthroughAPIs
 	}
 	return gmo.DefaultPassthroughAPIs
 }

@@ -59,14 +59,12 @@ const (
 // limiter and running to its timeout.
 func (h *Handler) callBudget(account string, seq ...exchange.Kind) time.Duration {
 	t, wait := defaultCallTimeout, defaultMaxWait
-	for _, a := range h.Accounts {
-		if a.Name == account {
-			if a.Timeout > 0 {
-				t = time.Duration(a.Timeout)
-			}
-			if a.MaxWait > 0 {
-				wait = time.Duration(a.MaxWait)
-			}
+	if a := h.account(account); a != nil {
+		if a.Timeout > 0 {
+			t = time.Duration(a.Timeout)
+		}
+		if a.MaxWait > 0 {
+			wait = time.Duration(a.MaxWait)
 		}
 	}
 	return exchange.Budget(t, wait, seq...)
@@ -172,11 +170,7 @@ func recordedPayment(e *ledger.Entry) *normalize.Payment {
 	if e == nil || e.Rec == nil || e.Pay == nil {
 		return nil
 	}
-	pay := *e.Pay
-	pay.ProviderData = map[string]any{}
-	for k, v := range e.Pay.ProviderData {
-		pay.ProviderData[k] = v
-	}
+	pay := e.Pay.Copy()
 	if e.Rec.Status != "" {
 		pay.Status = e.Rec.Status
 	}
@@ -186,7 +180,7 @@ func recordedPayment(e *ledger.Entry) *normalize.Payment {
 	if e.Rec.Unconfirmed != "" {
 		pay.ProviderData["unconfirmed_operation"] = e.Rec.Unconfirmed
 	}
-	return &pay
+	return pay
 }
 
 // getMerged answers GET /payments/{id}. For a provider that can be asked,

@@ -2,7 +2,6 @@ package caddymodule
 
 import (
 	"context"
-	"encoding/json"
 	"sync"
 	"time"
 
@@ -221,7 +220,7 @@ func (r *resolver) resolve(ctx context.Context, l *ledger.Ledger, p providers.Pr
 			return
 		}
 		if pay == nil {
-			if pay = storedPayment(rec); pay == nil {
+			if pay = ledger.PaymentOf(rec); pay == nil {
 				pay = normalize.NewPayment(rec.Account, rec.Key)
 			}
 		}
@@ -232,7 +231,7 @@ func (r *resolver) resolve(ctx context.Context, l *ledger.Ledger, p providers.Pr
 		}
 		return
 	}
-	if stored := storedPayment(rec); stored != nil && pay.Status != normalize.StatusFailed {
+	if stored := ledger.PaymentOf(rec); stored != nil && pay.Status != normalize.StatusFailed {
 		fillFromRecord(pay, stored)
 	}
 	after2, err := l.Observe(ctx, rec.ID, rec.Version, pay, "resolve")
@@ -246,16 +245,4 @@ func (r *resolver) resolve(ctx context.Context, l *ledger.Ledger, p providers.Pr
 func isMissing(err error) bool {
 	var ne *normalize.Error
 	return asNormalized(err, &ne) && ne.Code == "resource_missing"
-}
-
-// storedPayment decodes the payment object kept in a record.
-func storedPayment(rec *store.PaymentRecord) *normalize.Payment {
-	if rec == nil || len(rec.Payment) == 0 {
-		return nil
-	}
-	var p normalize.Payment
-	if json.Unmarshal(rec.Payment, &p) != nil {
-		return nil
-	}
-	return &p
 }

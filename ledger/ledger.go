@@ -59,6 +59,14 @@ func (e *Entry) clone() *Entry {
 	return &Entry{Rec: &rec, Pay: decode(rec.Payment)}
 }
 
+// PaymentOf decodes the payment object a record keeps (nil when none).
+func PaymentOf(rec *store.PaymentRecord) *normalize.Payment {
+	if rec == nil {
+		return nil
+	}
+	return decode(rec.Payment)
+}
+
 func decode(raw []byte) *normalize.Payment {
 	if len(raw) == 0 {
 		return nil

@@ -163,3 +163,14 @@ func Stamp(t *time.Time) *time.Time {
 func (p *Payment) SetAmounts(amount, tax, shipping int64) {
 	p.Amount, p.Tax, p.Shipping, p.Total = amount, tax, shipping, amount+tax+shipping
 }
+
+// Copy returns a copy whose provider_data may be changed without touching
+// the original's.
+func (p *Payment) Copy() *Payment {
+	c := *p
+	c.ProviderData = make(map[string]any, len(p.ProviderData))
+	for k, v := range p.ProviderData {
+		c.ProviderData[k] = v
+	}
+	return &c
+}

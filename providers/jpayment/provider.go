@@ -193,12 +193,7 @@ func (p *Provider) known(t providers.Target) (*normalize.Payment, *normalize.Err
 		e.Provider = p.Account()
 		return nil, e.WithParam("id")
 	}
-	pay := *t.Known
-	pay.ProviderData = map[string]any{}
-	for k, v := range t.Known.ProviderData {
-		pay.ProviderData[k] = v
-	}
-	return &pay, nil
+	return t.Known.Copy(), nil
 }
 
 // GetPayment is not possible: j-payment has no query API. The caller
@@ -309,11 +304,7 @@ func (p *Provider) Reauthorize(ctx context.Context, t providers.Target, req *nor
 	params = appendFreeData(appendContact(params, req.Customer), req.Metadata)
 	res, err := p.c.call(ctx, "re_auth", PathReauth, params)
 	if err != nil {
-		out := *pay
-		out.ProviderData = map[string]any{}
-		for k, v := range pay.ProviderData {
-			out.ProviderData[k] = v
-		}
+		out := pay.Copy()
 		switch reauthRefusal(res, err) {
 		case originalUnknown:
 			out.Status = normalize.StatusUnknown
@@ -336,9 +327,9 @@ func (p *Provider) Reauthorize(ctx context.Context, t providers.Target, req *nor
 			err.Message += " j-payment's re-authorization cancels the original payment before authorizing the new amount (seed 002), so gid " + key + " is reported " + out.Status + " and nothing is authorized now; verify in the j-payment control panel, and create a new payment to charge again."
 			err.MessageJa += " 再オーソリは元の決済を取消してから与信を行うため(再オーソリ仕様)、元の決済は取消済みとして扱います。管理画面でご確認のうえ、改めて決済を作成してください。"
 		default:
-			out = *pay // refused before anything was done
+			out = pay // refused before anything was done
 		}
-		err.Payment = &out
+		err.Payment = out
 		return nil, err
 	}
 	if res.GID == "" || res.GID == "0" {

@@ -385,6 +385,19 @@ func (g *GMO) byAccess(f map[string]string) (*trade, []kv) {
 	return t, nil
 }
 
+// shopTrade is byAccess for an API that also names the shop: another
+// shop's trade reads as not found (caller holds g.mu).
+func (g *GMO) shopTrade(f map[string]string) (*trade, []kv) {
+	t, e := g.byAccess(f)
+	if e != nil {
+		return nil, e
+	}
+	if t.shopID != f["ShopID"] {
+		return nil, errs("E01110002")
+	}
+	return t, nil
+}
+
 // tranID makes a test-site TranID: yyMMddHHmm, twelve 1s, six digits (28
 // digits; INDEX.md §14).
 func (g *GMO) tranID(now time.Time) string {
@@ -548,12 +561,9 @@ func (g *GMO) alterTran(f map[string]string) []kv {
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	t, e := g.byAccess(f)
+	t, e := g.shopTrade(f)
 	if e != nil {
 		return e
-	}
-	if t.shopID != f["ShopID"] {
-		return errs("E01110002")
 	}
 	now := g.Now()
 	job := f["JobCd"]

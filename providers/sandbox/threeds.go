@@ -248,12 +248,9 @@ func (g *GMO) tds2ResultAPI(f map[string]string) []kv {
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	t, e := g.byAccess(f)
+	t, e := g.shopTrade(f)
 	if e != nil {
 		return e
-	}
-	if t.shopID != f["ShopID"] {
-		return errs("E01110002")
 	}
 	return []kv{{"Tds2TransResult", t.tds2}, {"Tds2TransResultReason", t.tds2Reason}}
 }

@@ -346,11 +346,19 @@ func (s *Store) DueEvents(ctx context.Context, now time.Time, limit int) ([]*sto
 	if err != nil {
 		return nil, err
 	}
+	return s.loadEvents(ctx, ids, s.eventKey, func(id string) { s.c.ZRem(ctx, s.eventsKey(), id) })
+}
+
+// loadEvents reads the events of ids from their keys (keyOf); gone is
+// told of an id whose key is missing (a stale index entry).
+func (s *Store) loadEvents(ctx context.Context, ids []string, keyOf func(string) string, gone func(id string)) ([]*store.Event, error) {
 	out := make([]*store.Event, 0, len(ids))
 	for _, id := range ids {
-		b, err := s.c.Get(ctx, s.eventKey(id)).Bytes()
+		b, err := s.c.Get(ctx, keyOf(id)).Bytes()
 		if errors.Is(err, goredis.Nil) {
-			s.c.ZRem(ctx, s.eventsKey(), id)
+			if gone != nil {
+				gone(id)
+			}
 			continue
 		}
 		if err != nil {
@@ -407,22 +415,7 @@ func (s *Store) DeadEvents(ctx context.Context, limit int) ([]*store.Event, erro
 	if err != nil {
 		return nil, err
 	}
-	out := make([]*store.Event, 0, len(ids))
-	for _, id := range ids {
-		b, err := s.c.Get(ctx, s.deadKey(id)).Bytes()
-		if errors.Is(err, goredis.Nil) {
-			continue
-		}
-		if err != nil {
-			return out, err
-		}
-		var ev store.Event
-		if err := json.Unmarshal(b, &ev); err != nil {
-			return out, err
-		}
-		out = append(out, &ev)
-	}
-	return out, nil
+	return s.loadEvents(ctx, ids, s.deadKey, nil)
 }
 
 // FingerprintKey implements store.Store.
