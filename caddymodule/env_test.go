@@ -30,7 +30,7 @@ type env struct {
 	api *httptest.Server
 }
 
-// newEnv provisions a handler with a bolt store in a temp dir (resolver
+// newEnv provisions a handler with a journal store (the default) in a temp dir (resolver
 // included). tune may change the handler before Provision.
 func newEnv(t *testing.T, gmo *sandbox.GMO, tune func(h *Handler)) *env {
 	t.Helper()
@@ -48,7 +48,7 @@ func newEnv(t *testing.T, gmo *sandbox.GMO, tune func(h *Handler)) *env {
 	e.h = &Handler{
 		NotifyURL:    sink.URL,
 		NotifySecret: testSecret,
-		Store:        &StoreConfig{Backend: "bolt", Path: filepath.Join(t.TempDir(), "paynorm.db")},
+		Store:        &StoreConfig{Backend: "journal", Path: filepath.Join(t.TempDir(), "paynorm.journal")},
 		ResolveAfter: caddy.Duration(200 * time.Millisecond),
 		// 3-D Secure off: these tests are about everything else; the 3-D
 		// Secure tests turn it on.

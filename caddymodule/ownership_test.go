@@ -30,6 +30,7 @@ import (
 	"github.com/paynorm/paynorm/providers/sandbox"
 	"github.com/paynorm/paynorm/store"
 	"github.com/paynorm/paynorm/store/bolt"
+	"github.com/paynorm/paynorm/store/journal"
 	"github.com/paynorm/paynorm/store/redis"
 )
 
@@ -344,13 +345,21 @@ func TestKickbackFailureAnswerIsEmpty(t *testing.T) {
 	}
 }
 
-// storesUnderTest opens each backend fresh: memory, bolt in a temp dir and,
+// storesUnderTest opens each backend fresh: memory, bolt and journal in a temp dir and,
 // when a Redis answers on 127.0.0.1:6379, redis under a unique prefix.
 func storesUnderTest(t *testing.T) map[string]func(t *testing.T) store.Store {
 	m := map[string]func(t *testing.T) store.Store{
 		"memory": func(*testing.T) store.Store { return store.NewMemory() },
 		"bolt": func(t *testing.T) store.Store {
 			s, err := bolt.Open(filepath.Join(t.TempDir(), "p.db"), time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			return s
+		},
+		"journal": func(t *testing.T) store.Store {
+			s, err := journal.Open(filepath.Join(t.TempDir(), "p.journal"), journal.Options{Timeout: time.Second})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -388,7 +397,7 @@ func TestConcurrentCaptureCancelMatchesGateway(t *testing.T) {
 			// shared (memory in-process, redis): only the lease in the
 			// record serializes them with the captures.
 			other := e
-			if name != "bolt" {
+			if name != "bolt" && name != "journal" {
 				other = e.twin()
 			}
 			ids := make([]string, pairs)

@@ -88,7 +88,7 @@ func (h *Handler) createRecorded(ctx context.Context, p providers.Provider, req 
 	ctx = context.WithoutCancel(ctx)
 	key := providers.CreateRecordKey(p, req.OrderID)
 	op := ledger.Op{ID: normalize.PaymentID(p.Account(), key), Account: p.Account(), Key: key, Name: ledger.OpCreate,
-		Seed: seed, Lease: h.opLease(p.Account())}
+		Seed: seed, Lease: h.opLease(p.Account()), Overlap: true}
 	t, cur, err := h.ledger.Begin(ctx, op)
 	switch {
 	case errors.Is(err, ledger.ErrBusy):
@@ -99,7 +99,9 @@ func (h *Handler) createRecorded(ctx context.Context, p providers.Provider, req 
 		h.logger.Error("store write failed", zap.String("payment", op.ID), zap.Error(err))
 		return nil, storeFailure()
 	}
-	pay, perr := p.CreatePayment(ctx, req)
+	// The write-ahead record goes to the disk while the calls that move no
+	// money (GMO EntryTran) are made; the charge waits for it.
+	pay, perr := p.CreatePayment(t.Context(ctx), req)
 	h.settle(ctx, t, pay, perr)
 	return pay, perr
 }
@@ -148,7 +150,7 @@ func (h *Handler) followUp(ctx context.Context, p providers.Provider, key, name 
 			return nil, gerr
 		}
 	}
-	t, cur, err := h.ledger.Begin(ctx, ledger.Op{ID: id, Account: p.Account(), Key: key, Name: name, Lease: h.opLease(p.Account())})
+	t, cur, err := h.ledger.Begin(ctx, ledger.Op{ID: id, Account: p.Account(), Key: key, Name: name, Lease: h.opLease(p.Account()), Overlap: true})
 	switch {
 	case errors.Is(err, ledger.ErrBusy):
 		return nil, busy(p.Account(), cur)
@@ -160,7 +162,7 @@ func (h *Handler) followUp(ctx context.Context, p providers.Provider, key, name 
 		h.logger.Error("store write failed", zap.String("payment", id), zap.Error(err))
 		return nil, storeFailure()
 	}
-	pay, perr := run(ctx, providers.Target{Key: key, Known: recordedPayment(t.Start)})
+	pay, perr := run(t.Context(ctx), providers.Target{Key: key, Known: recordedPayment(t.Start)})
 	h.settle(ctx, t, pay, perr)
 	return pay, perr
 }

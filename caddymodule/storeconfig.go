@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -19,17 +20,22 @@ import (
 	"github.com/paynorm/paynorm/ledger"
 	"github.com/paynorm/paynorm/store"
 	"github.com/paynorm/paynorm/store/bolt"
+	"github.com/paynorm/paynorm/store/journal"
 	"github.com/paynorm/paynorm/store/redis"
 )
 
 // StoreConfig selects where idempotency keys and payment records live.
 type StoreConfig struct {
-	// Backend is "bolt" (the default: one file, survives restarts), "redis"
-	// (shared by several instances) or "memory" (tests only: nothing
-	// survives a restart).
+	// Backend is "journal" (the default: one append-only file, survives
+	// restarts, one fdatasync per group of writes), "bolt" (one bbolt file:
+	// data sets larger than memory, two fsyncs per write), "redis" (shared
+	// by several instances) or "memory" (tests only: nothing survives a
+	// restart). Without a backend, a bolt file an earlier version left at
+	// the default path keeps being used.
 	Backend string `json:"backend,omitempty"`
-	// Path is the bolt file (default: paynorm/paynorm.db under Caddy's
-	// data directory). Placeholders are replaced.
+	// Path is the journal or bolt file (default: paynorm/paynorm.journal
+	// or paynorm/paynorm.db under Caddy's data directory). Placeholders
+	// are replaced.
 	Path string `json:"path,omitempty"`
 	// Addrs are the Redis server, Sentinel or cluster node addresses.
 	Addrs []string `json:"addrs,omitempty"`
@@ -110,7 +116,7 @@ func allLoopback(addrs []string) bool {
 // resolved expands placeholders and applies defaults.
 func (c StoreConfig) resolved(repl *caddy.Replacer) (StoreConfig, error) {
 	if c.Backend == "" {
-		c.Backend = "bolt"
+		c.Backend = defaultBackend()
 	}
 	c.Path = repl.ReplaceAll(c.Path, "")
 	c.Username = repl.ReplaceAll(c.Username, "")
@@ -129,9 +135,9 @@ func (c StoreConfig) resolved(repl *caddy.Replacer) (StoreConfig, error) {
 	}
 	c.Addrs = addrs
 	switch c.Backend {
-	case "bolt":
+	case "journal", "bolt":
 		if c.Path == "" {
-			c.Path = filepath.Join(caddy.AppDataDir(), "paynorm", "paynorm.db")
+			c.Path = defaultStorePath(c.Backend)
 		}
 		abs, err := filepath.Abs(c.Path)
 		if err != nil {
@@ -144,16 +150,38 @@ func (c StoreConfig) resolved(repl *caddy.Replacer) (StoreConfig, error) {
 		}
 	case "memory":
 	default:
-		return c, fmt.Errorf("store: unknown backend %q (known: bolt, redis, memory)", c.Backend)
+		return c, fmt.Errorf("store: unknown backend %q (known: journal, bolt, redis, memory)", c.Backend)
 	}
 	return c, nil
+}
+
+// defaultStorePath is where an embedded backend lives by default.
+func defaultStorePath(backend string) string {
+	name := "paynorm.journal"
+	if backend == "bolt" {
+		name = "paynorm.db"
+	}
+	return filepath.Join(caddy.AppDataDir(), "paynorm", name)
+}
+
+// defaultBackend is the journal, unless an earlier version's default bolt
+// file is there and no journal is: switching would leave its records
+// behind, so it stays in use (`store journal` after a migration).
+func defaultBackend() string {
+	if _, err := os.Stat(defaultStorePath("journal")); err == nil {
+		return "journal"
+	}
+	if _, err := os.Stat(defaultStorePath("bolt")); err == nil {
+		return "bolt"
+	}
+	return "journal"
 }
 
 // poolKey identifies the backend; the password only enters through a hash.
 func (c StoreConfig) poolKey() string {
 	switch c.Backend {
-	case "bolt":
-		return "paynorm/store/bolt/" + c.Path
+	case "journal", "bolt":
+		return "paynorm/store/" + c.Backend + "/" + c.Path
 	case "redis":
 		b, _ := json.Marshal([]any{c.Addrs, c.Username, c.Password, c.DB, c.Prefix, c.TLS})
 		sum := sha256.Sum256(b)
@@ -168,6 +196,16 @@ func loadStore(c StoreConfig, log *zap.Logger) (*storeState, string, error) {
 	v, _, err := pool.LoadOrNew(key, func() (caddy.Destructor, error) {
 		var s store.Store
 		switch c.Backend {
+		case "journal":
+			j, err := journal.Open(c.Path, journal.Options{Timeout: 5 * time.Second})
+			if err != nil {
+				return nil, err
+			}
+			if j.Recovered > 0 {
+				log.Warn("the journal ended in a write a crash cut short (never acknowledged); it was cut off and saved",
+					zap.String("path", c.Path), zap.Int64("bytes", j.Recovered), zap.String("saved_to", j.TornCopy))
+			}
+			s = j
 		case "bolt":
 			b, err := bolt.Open(c.Path, 5*time.Second)
 			if err != nil {
@@ -209,7 +247,7 @@ func loadStore(c StoreConfig, log *zap.Logger) (*storeState, string, error) {
 	return v.(*storeState), key, nil
 }
 
-// parseStore reads `store bolt [PATH]`, `store memory` or
+// parseStore reads `store journal [PATH]`, `store bolt [PATH]`, `store memory` or
 // `store redis ADDR... [{ username U; password P; db N; prefix P; tls [{ ca_file F; server_name N; cert_file C; key_file K }] }]`.
 func parseStore(d *caddyfile.Dispenser) (*StoreConfig, error) {
 	args := d.RemainingArgs()
@@ -218,7 +256,7 @@ func parseStore(d *caddyfile.Dispenser) (*StoreConfig, error) {
 	}
 	c := &StoreConfig{Backend: args[0]}
 	switch c.Backend {
-	case "bolt":
+	case "journal", "bolt":
 		if len(args) > 2 {
 			return nil, d.ArgErr()
 		}

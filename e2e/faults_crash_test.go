@@ -11,18 +11,26 @@ import (
 )
 
 // kill -9 paynorm while 200 payments are in flight, restart it on the same
-// bolt file, and check against the sandbox's ledger: every payment ends in a
-// known state that matches, none is charged twice, none is lost. Then the
-// apps retry what got no answer, with the same keys: every payment ends
-// charged exactly once.
+// store file, and check against the sandbox's ledger: every payment ends in
+// a known state that matches, none is charged twice, none is lost; every
+// answer given before the kill is replayed for its key after the restart.
+// Then the apps retry what got no answer, with the same keys: every payment
+// ends charged exactly once. On both embedded stores: the journal (the
+// default) and bolt.
 func TestKill9DuringPayments(t *testing.T) {
 	if testing.Short() {
 		t.Skip("long: kills and restarts paynorm")
 	}
+	for _, backend := range []string{"journal", "bolt"} {
+		t.Run(backend, func(t *testing.T) { kill9DuringPayments(t, backend) })
+	}
+}
+
+func kill9DuringPayments(t *testing.T, backend string) {
 	gmo, sim := simGMO(t)
 	dir := t.TempDir()
 	apiPort := freePort(t)
-	cf := guardCaddyfile(apiPort, sim, fmt.Sprintf("store bolt %s\n\t\tresolve_after 1s", filepath.Join(dir, "paynorm.db")))
+	cf := guardCaddyfile(apiPort, sim, fmt.Sprintf("store %s %s\n\t\tresolve_after 1s", backend, filepath.Join(dir, "paynorm."+backend)))
 	api := fmt.Sprintf("http://127.0.0.1:%d", apiPort)
 	p := start(t, cf, api)
 
@@ -106,6 +114,20 @@ func TestKill9DuringPayments(t *testing.T) {
 	if answered == n {
 		t.Fatalf("the kill must cut payments in flight (answered %d of %d)", answered, n)
 	}
+
+	// Every answer given before the kill was durable: its key replays it.
+	replayed := 0
+	for i := 0; i < n; i++ {
+		if answers[i] == nil {
+			continue
+		}
+		a, err := post(api+"/v1/payments", body(i), fmt.Sprintf("k9-%03d", i))
+		if err != nil || a.Status != answers[i].Status || a.Header.Get("Idempotent-Replayed") != "true" || a.str("id") != answers[i].str("id") {
+			t.Fatalf("replay of answered request %d after the restart: %v %+v (first answer %d %s)", i, err, a, answers[i].Status, answers[i].Body)
+		}
+		replayed++
+	}
+	t.Logf("%d answers given before the kill replayed after the restart", replayed)
 
 	// Phase 2: apps retry every unanswered request with its key.
 	retried := 0

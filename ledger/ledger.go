@@ -137,20 +137,30 @@ type Decide func(cur *Entry) (Decision, error)
 // Update runs one read-decide-swap cycle until it wins or decide declines.
 // It returns the record as stored afterwards.
 func (l *Ledger) Update(ctx context.Context, id string, src Source, decide Decide) (*Entry, error) {
+	e, _, err := l.update(ctx, id, src, decide, false)
+	return e, err
+}
+
+// durable is the wait of a write that returned durable already.
+func durable() error { return nil }
+
+// update is Update; with pipelined, on a store.Pipelined backend, it
+// returns once the write is decided and durable waits for the disk.
+func (l *Ledger) update(ctx context.Context, id string, src Source, decide Decide, pipelined bool) (*Entry, func() error, error) {
 	for range maxRaces {
 		cur, err := l.read(ctx, id)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		d, err := decide(cur.clone())
 		if err != nil {
-			return cur, err
+			return cur, nil, err
 		}
 		if d.Next == nil {
-			return cur, nil
+			return cur, durable, nil
 		}
 		if err := l.check(cur, d.Next, src); err != nil {
-			return cur, err
+			return cur, nil, err
 		}
 		next := d.Next
 		next.Rec.ID = id
@@ -166,19 +176,24 @@ func (l *Ledger) Update(ctx context.Context, id string, src Source, decide Decid
 			next.Rec.Payment, _ = json.Marshal(next.Pay)
 		}
 		evs := l.eventsFor(cur, next, src, d)
-		err = l.st.SwapPayment(ctx, next.Rec, evs...)
+		wait := durable
+		if p, ok := l.st.(store.Pipelined); ok && pipelined {
+			wait, err = p.SwapPaymentPipelined(ctx, next.Rec, evs...)
+		} else {
+			err = l.st.SwapPayment(ctx, next.Rec, evs...)
+		}
 		if errors.Is(err, store.ErrConflict) {
 			continue
 		}
 		if err != nil {
-			return cur, err
+			return cur, nil, err
 		}
 		if len(evs) > 0 && l.OnEvents != nil {
 			l.OnEvents()
 		}
-		return next, nil
+		return next, wait, nil
 	}
-	return nil, ErrContention
+	return nil, nil, ErrContention
 }
 
 func (l *Ledger) read(ctx context.Context, id string) (*Entry, error) {

@@ -17,14 +17,16 @@ import (
 	"pgregory.net/rapid"
 
 	"github.com/paynorm/paynorm/normalize"
+	"github.com/paynorm/paynorm/providers"
 	"github.com/paynorm/paynorm/store"
 	"github.com/paynorm/paynorm/store/bolt"
+	"github.com/paynorm/paynorm/store/journal"
 	"github.com/paynorm/paynorm/store/redis"
 )
 
 // TestLedgerModel runs random interleavings of j-payment-like operations
 // against the ledger and a reference gateway that, like j-payment, cannot
-// be asked, on the memory, bolt and redis stores (two ledger instances
+// be asked, on the memory, bolt, journal and redis stores (two ledger instances
 // over one store, a fake clock, BusyWait 1 ms).
 //
 // Actions: begin a create (order record "jp_order.<order>") or a follow-up
@@ -145,7 +147,11 @@ func newModel(st store.Store) *model {
 		if !m.exclusive {
 			lk = NewLocks()
 		}
-		l := New(m.st, lk, true)
+		var ls store.Store = m.st
+		if _, ok := st.(store.Pipelined); ok {
+			ls = pipelinedFaultStore{m.st}
+		}
+		l := New(ls, lk, true)
 		l.now = func() time.Time { return m.clock }
 		l.BusyWait = time.Millisecond
 		m.ls[i] = l
@@ -175,6 +181,19 @@ func (f *faultStore) SwapPayment(ctx context.Context, rec *store.PaymentRecord, 
 		}
 	}
 	return f.Store.SwapPayment(ctx, rec, evs...)
+}
+
+// pipelinedFaultStore is a faultStore over a store.Pipelined backend (the
+// journal): the ledger's operations then overlap their write-ahead record.
+type pipelinedFaultStore struct{ *faultStore }
+
+func (f pipelinedFaultStore) SwapPaymentPipelined(ctx context.Context, rec *store.PaymentRecord, evs ...*store.Event) (func() error, error) {
+	if f.armed > 0 {
+		if f.armed--; f.armed == 0 {
+			return nil, errInjected
+		}
+	}
+	return f.Store.(store.Pipelined).SwapPaymentPipelined(ctx, rec, evs...)
 }
 
 func (f *faultStore) Exclusive() bool {
@@ -302,6 +321,10 @@ func stateErr(code string, pay *normalize.Payment) *normalize.Error {
 // process sends tk's request to the gateway (or refuses it before sending,
 // as the provider does on the known copy) and keeps the answer.
 func (m *model) process(t *rapid.T, tk *mTicket) {
+	// Money moves only once the write-ahead record is durable.
+	if err := providers.AwaitWriteAhead(tk.t.Context(m.ctx)); err != nil {
+		t.Fatalf("write-ahead record of %s %s: %v", tk.name, tk.id, err)
+	}
 	now := m.clock.In(normalize.JST)
 	if tk.name == OpCreate {
 		seed := tk.seed
@@ -463,7 +486,7 @@ func (m *model) beginCreate(t *rapid.T) {
 	id := orderRecID(order)
 	before := m.get(t, id)
 	inst, l := m.inst(t)
-	tk, e, err := l.Begin(m.ctx, Op{Name: OpCreate, ID: id, Account: mAccount, Key: "order." + order, Seed: seed, Lease: mLease})
+	tk, e, err := l.Begin(m.ctx, Op{Name: OpCreate, ID: id, Account: mAccount, Key: "order." + order, Seed: seed, Lease: mLease, Overlap: true})
 	m.logf(t, "beginCreate@%d order %s %d+%d %s: err=%v", inst, order, am, tx, capture, err)
 	switch {
 	case errors.Is(err, errInjected):
@@ -506,7 +529,7 @@ func (m *model) beginFollowUp(t *rapid.T) {
 	id := gidRecID(gid)
 	before := m.get(t, id)
 	inst, l := m.inst(t)
-	tk, _, err := l.Begin(m.ctx, Op{Name: name, ID: id, Account: mAccount, Key: gid, Lease: mLease})
+	tk, _, err := l.Begin(m.ctx, Op{Name: name, ID: id, Account: mAccount, Key: gid, Lease: mLease, Overlap: true})
 	m.logf(t, "begin@%d %s on %s: err=%v", inst, name, id, err)
 	switch {
 	case errors.Is(err, errInjected):
@@ -1003,6 +1026,15 @@ func modelLegs(tt *testing.T) []storeLeg {
 			s, err := bolt.Open(filepath.Join(dir, fmt.Sprintf("m%d.db", n.Add(1))), time.Second)
 			if err != nil {
 				t.Fatalf("bolt: %v", err)
+			}
+			t.Cleanup(func() { s.Close() })
+			return s
+		}},
+		{"journal", func(t *rapid.T) store.Store {
+			// Compacting every few KiB, so snapshots happen mid-run.
+			s, err := journal.Open(filepath.Join(dir, fmt.Sprintf("m%d.journal", n.Add(1))), journal.Options{Timeout: time.Second, CompactAt: 8 << 10})
+			if err != nil {
+				t.Fatalf("journal: %v", err)
 			}
 			t.Cleanup(func() { s.Close() })
 			return s

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/paynorm/paynorm/normalize"
+	"github.com/paynorm/paynorm/providers"
 	"github.com/paynorm/paynorm/store"
 )
 
@@ -33,6 +34,11 @@ type Op struct {
 	// Lease bounds how long the operation may hold the payment; it must
 	// outlast the operation's worst-case provider calls.
 	Lease time.Duration
+	// Overlap lets Begin return before the write-ahead record is durable
+	// (on a store.Pipelined backend): the caller must make its provider
+	// calls with Ticket.Context, so a call that may move money waits for
+	// the record and the calls before it overlap its write.
+	Overlap bool
 }
 
 // Ticket is an operation's hold on a payment, from Begin to Settle.
@@ -42,6 +48,15 @@ type Ticket struct {
 	unlock func()
 	// Start is the record as the operation found it (with its lease).
 	Start *Entry
+	// durable waits for the write-ahead record to be on disk.
+	durable func() error
+}
+
+// Context is ctx carrying the wait for the ticket's write-ahead record,
+// which the provider calls that may move money honour
+// (providers.AwaitWriteAhead).
+func (t *Ticket) Context(ctx context.Context) context.Context {
+	return providers.WithWriteAhead(ctx, t.durable)
 }
 
 // incarnation names this process: a lease it finds from another
@@ -84,7 +99,7 @@ func (l *Ledger) Begin(ctx context.Context, op Op) (*Ticket, *Entry, error) {
 	}
 	owner := newOwner()
 	for {
-		e, err := l.Update(ctx, op.ID, FromOperation, func(cur *Entry) (Decision, error) {
+		e, wait, err := l.update(ctx, op.ID, FromOperation, func(cur *Entry) (Decision, error) {
 			now := l.now()
 			if cur.Rec != nil && l.Live(cur.Rec.Lease) {
 				return Decision{}, ErrBusy
@@ -128,7 +143,7 @@ func (l *Ledger) Begin(ctx context.Context, op Op) (*Ticket, *Entry, error) {
 			}
 			cur.Rec.Lease, cur.Rec.Op = lease, op.Name
 			return Decision{Next: cur, Quiet: true}, nil
-		})
+		}, op.Overlap)
 		if errors.Is(err, ErrBusy) {
 			// Held by an operation of another instance (the store's lease).
 			select {
@@ -144,7 +159,7 @@ func (l *Ledger) Begin(ctx context.Context, op Op) (*Ticket, *Entry, error) {
 			return nil, e, err
 		}
 		var once sync.Once
-		return &Ticket{op: op, owner: owner, unlock: func() { once.Do(unlock) }, Start: e}, e, nil
+		return &Ticket{op: op, owner: owner, unlock: func() { once.Do(unlock) }, Start: e, durable: wait}, e, nil
 	}
 }
 

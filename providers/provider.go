@@ -81,6 +81,25 @@ func RequestID(ctx context.Context) string {
 	return s
 }
 
+type writeAheadKey struct{}
+
+// WithWriteAhead stores the wait for an operation's write-ahead record
+// (its lease in paynorm's store): a call that may move money is sent only
+// once that record is durable, while calls that move none (GMO EntryTran,
+// SearchTrade) go while it is on its way to the disk.
+func WithWriteAhead(ctx context.Context, durable func() error) context.Context {
+	return context.WithValue(ctx, writeAheadKey{}, durable)
+}
+
+// AwaitWriteAhead waits for the write-ahead record in ctx to be durable
+// (nil at once when there is none, or it already is).
+func AwaitWriteAhead(ctx context.Context) error {
+	if wait, _ := ctx.Value(writeAheadKey{}).(func() error); wait != nil {
+		return wait()
+	}
+	return nil
+}
+
 // Unsupported is the answer of a provider to an operation it lacks.
 func Unsupported(account, what string) *normalize.Error {
 	e := normalize.Newf("unsupported", "Provider account %q does not support %s.", account, what)

@@ -79,6 +79,20 @@ type PaymentRecord struct {
 // died.
 type Exclusive interface{ Exclusive() bool }
 
+// Pipelined is implemented by backends that can decide a SwapPayment and
+// give it its place in the write order before it is durable (the journal).
+// An operation uses it for its write-ahead record, so the record goes to
+// the disk while the calls that move no money are made, and waits for it
+// only before the first call that may move money. A later write that is
+// durable implies every earlier one is; readers of a record never see it
+// before it is durable.
+type Pipelined interface {
+	// SwapPaymentPipelined is SwapPayment that returns once the
+	// compare-and-set is decided; wait returns once the write is durable
+	// (or why it never will be).
+	SwapPaymentPipelined(ctx context.Context, rec *PaymentRecord, events ...*Event) (wait func() error, err error)
+}
+
 // Lease is an operation's hold on one payment record.
 type Lease struct {
 	Owner string    `json:"owner"`

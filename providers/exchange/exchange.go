@@ -25,8 +25,13 @@ type Kind int
 const (
 	// Read calls (SearchTrade, AuthSearchApi...) are safe to repeat.
 	Read Kind = iota
-	// Write calls may move money: repeated only when provably never sent.
+	// Write calls may move money: repeated only when provably never sent,
+	// and sent only once the operation's write-ahead record is durable.
 	Write
+	// Register calls write but move no money (GMO EntryTran registers an
+	// order): never repeated once sent, like a write, but they may go
+	// while the write-ahead record is on its way to the disk.
+	Register
 )
 
 // Caller makes the calls of one provider account.
@@ -114,6 +119,13 @@ func (c *Caller) Call(ctx context.Context, api string, kind Kind, build Build, d
 }
 
 func (c *Caller) call(ctx context.Context, api string, kind Kind, build Build, decode Decode) *normalize.Error {
+	if kind == Write {
+		if err := providers.AwaitWriteAhead(ctx); err != nil {
+			e := normalize.Newf("store_unavailable", "paynorm could not record the operation before calling %s; nothing that moves money was sent.", c.Label)
+			e.Provider = c.Account
+			return e
+		}
+	}
 	tries := tries(kind, c.ReadTries)
 	for attempt := 1; ; attempt++ {
 		nerr, sent := c.once(ctx, api, attempt, build, decode)
@@ -122,7 +134,7 @@ func (c *Caller) call(ctx context.Context, api string, kind Kind, build Build, d
 		}
 		retry := attempt < tries && ctx.Err() == nil && (!sent || kind == Read)
 		if !retry {
-			if kind == Write && nerr.Uncertain {
+			if kind != Read && nerr.Uncertain {
 				nerr.Retryable = false
 			}
 			return nerr

@@ -72,8 +72,9 @@ func NewClient(cfg Config, transport http.RoundTripper, guard *resilience.Guard,
 
 // Kinds of GMO calls.
 const (
-	read  = exchange.Read  // SearchTrade, SearchCard...: safe to repeat
-	write = exchange.Write // EntryTran, ExecTran, AlterTran...: never repeat once sent
+	read     = exchange.Read     // SearchTrade, SearchCard...: safe to repeat
+	write    = exchange.Write    // ExecTran, AlterTran...: never repeat once sent
+	register = exchange.Register // EntryTran: never repeated, moves no money
 )
 
 // call posts one API and returns its values, or a normalized error. A GMO

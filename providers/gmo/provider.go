@@ -110,7 +110,7 @@ func (p *Provider) CreatePayment(ctx context.Context, req *normalize.CreatePayme
 	if tds {
 		entry = append(entry, p.entryThreeDS(req.ThreeDSecure)...)
 	}
-	vals, err := p.c.call(ctx, "EntryTran", entry, write)
+	vals, err := p.c.call(ctx, "EntryTran", entry, register)
 	accessID, accessPass := vals.Get("AccessID"), vals.Get("AccessPass")
 	if err != nil {
 		if err.Code != "order_id_exists" {
