@@ -33,3 +33,4 @@ go test ./normalize   -run '^$' -fuzz '^FuzzDecodePhone$'          -fuzztime "$F
 go test ./caddymodule -run '^$' -fuzz '^FuzzCanonicalJSON$'        -fuzztime "$FUZZTIME"
 go test ./providers/gmo -run '^$' -fuzz '^FuzzAppendForm$'         -fuzztime "$FUZZTIME"
 go test ./providers/gmo -run '^$' -fuzz '^FuzzParseNotification$'  -fuzztime "$FUZZTIME"
+go test ./store/journal -run '^$' -fuzz '^FuzzJournalReplay$'    -fuzztime "$FUZZTIME"

@@ -481,15 +481,18 @@ func (e HealthStatus) Valid() bool {
 
 // Defines values for HealthStore.
 const (
-	Bolt   HealthStore = "bolt"
-	Memory HealthStore = "memory"
-	Redis  HealthStore = "redis"
+	Bolt    HealthStore = "bolt"
+	Journal HealthStore = "journal"
+	Memory  HealthStore = "memory"
+	Redis   HealthStore = "redis"
 )
 
 // Valid indicates whether the value is a known member of the HealthStore enum.
 func (e HealthStore) Valid() bool {
 	switch e {
 	case Bolt:
+		return true
+	case Journal:
 		return true
 	case Memory:
 		return true
@@ -1703,8 +1706,9 @@ type ClientInterface interface {
 
 	// Health Accounts, breaker states and a real store probe
 	//
-	// Every call probes the store for real: a health key is written and read back within 2 s (bolt:
-	// through its fsync'd commit; redis: SET and GET). `ok` (200): the store takes writes and every
+	// Every call probes the store for real: a health key is written and read back within 2 s (journal:
+	// through its fdatasync'd append, and a journal whose write once failed stays unavailable until
+	// paynorm restarts; bolt: through its fsync'd commit; redis: SET and GET). `ok` (200): the store takes writes and every
 	// breaker is closed. `degraded` (200): an account's breaker is open or half-open; the process
 	// serves, `providers` says which account. `unavailable` (503): the store probe failed, so every
 	// payment would answer 503 `store_unavailable`; a container health check (`paynorm health`)
@@ -2051,8 +2055,9 @@ func (c *Client) GmoPassthrough(ctx context.Context, api string, params *GmoPass
 
 // Health Accounts, breaker states and a real store probe
 //
-// Every call probes the store for real: a health key is written and read back within 2 s (bolt:
-// through its fsync'd commit; redis: SET and GET). `ok` (200): the store takes writes and every
+// Every call probes the store for real: a health key is written and read back within 2 s (journal:
+// through its fdatasync'd append, and a journal whose write once failed stays unavailable until
+// paynorm restarts; bolt: through its fsync'd commit; redis: SET and GET). `ok` (200): the store takes writes and every
 // breaker is closed. `degraded` (200): an account's breaker is open or half-open; the process
 // serves, `providers` says which account. `unavailable` (503): the store probe failed, so every
 // payment would answer 503 `store_unavailable`; a container health check (`paynorm health`)
@@ -4329,8 +4334,9 @@ type ClientWithResponsesInterface interface {
 
 	// HealthWithResponse Accounts, breaker states and a real store probe
 	//
-	// Every call probes the store for real: a health key is written and read back within 2 s (bolt:
-	// through its fsync'd commit; redis: SET and GET). `ok` (200): the store takes writes and every
+	// Every call probes the store for real: a health key is written and read back within 2 s (journal:
+	// through its fdatasync'd append, and a journal whose write once failed stays unavailable until
+	// paynorm restarts; bolt: through its fsync'd commit; redis: SET and GET). `ok` (200): the store takes writes and every
 	// breaker is closed. `degraded` (200): an account's breaker is open or half-open; the process
 	// serves, `providers` says which account. `unavailable` (503): the store probe failed, so every
 	// payment would answer 503 `store_unavailable`; a container health check (`paynorm health`)
@@ -6055,8 +6061,9 @@ func (c *ClientWithResponses) GmoPassthroughWithResponse(ctx context.Context, ap
 
 // HealthWithResponse Accounts, breaker states and a real store probe
 //
-// Every call probes the store for real: a health key is written and read back within 2 s (bolt:
-// through its fsync'd commit; redis: SET and GET). `ok` (200): the store takes writes and every
+// Every call probes the store for real: a health key is written and read back within 2 s (journal:
+// through its fdatasync'd append, and a journal whose write once failed stays unavailable until
+// paynorm restarts; bolt: through its fsync'd commit; redis: SET and GET). `ok` (200): the store takes writes and every
 // breaker is closed. `degraded` (200): an account's breaker is open or half-open; the process
 // serves, `providers` says which account. `unavailable` (503): the store probe failed, so every
 // payment would answer 503 `store_unavailable`; a container health check (`paynorm health`)
