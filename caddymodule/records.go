@@ -88,7 +88,7 @@ func (h *Handler) createRecorded(ctx context.Context, p providers.Provider, req 
 	ctx = context.WithoutCancel(ctx)
 	key := providers.CreateRecordKey(p, req.OrderID)
 	op := ledger.Op{ID: normalize.PaymentID(p.Account(), key), Account: p.Account(), Key: key, Name: ledger.OpCreate,
-		Seed: seed, Lease: h.opLease(p.Account()), Overlap: true}
+		Seed: seed, Lease: h.opLease(p.Account()), Overlap: true, Rebuildable: providers.Queryable(p)}
 	t, cur, err := h.ledger.Begin(ctx, op)
 	switch {
 	case errors.Is(err, ledger.ErrBusy):
@@ -150,7 +150,7 @@ func (h *Handler) followUp(ctx context.Context, p providers.Provider, key, name 
 			return nil, gerr
 		}
 	}
-	t, cur, err := h.ledger.Begin(ctx, ledger.Op{ID: id, Account: p.Account(), Key: key, Name: name, Lease: h.opLease(p.Account()), Overlap: true})
+	t, cur, err := h.ledger.Begin(ctx, ledger.Op{ID: id, Account: p.Account(), Key: key, Name: name, Lease: h.opLease(p.Account()), Overlap: true, Rebuildable: providers.Queryable(p)})
 	switch {
 	case errors.Is(err, ledger.ErrBusy):
 		return nil, busy(p.Account(), cur)

@@ -39,6 +39,11 @@ type Op struct {
 	// calls with Ticket.Context, so a call that may move money waits for
 	// the record and the calls before it overlap its write.
 	Overlap bool
+	// Rebuildable says the provider can tell the operation's outcome again
+	// (GMO SearchTrade): Settle then returns before the outcome is durable.
+	// Where it cannot (j-payment), the outcome is durable before Settle
+	// returns, and so before any answer.
+	Rebuildable bool
 }
 
 // Ticket is an operation's hold on a payment, from Begin to Settle.
@@ -206,7 +211,11 @@ func (l *Ledger) Settle(ctx context.Context, t *Ticket, pay *normalize.Payment, 
 	if ev != nil && !uncertain && ev.ID != "" && ev.ID != t.op.ID {
 		return l.settleElsewhere(ctx, t, ev)
 	}
-	return l.Update(ctx, t.op.ID, FromOperation, func(cur *Entry) (Decision, error) {
+	// A provider that can tell the outcome again lets the answer go before
+	// the outcome is durable (the write is decided and ordered, and every
+	// reader of the record waits for it): a crash then leaves the durable
+	// write-ahead record, which the resolver settles from the provider.
+	e, _, err := l.update(ctx, t.op.ID, FromOperation, func(cur *Entry) (Decision, error) {
 		if cur.Rec == nil {
 			return Decision{}, store.ErrNotFound
 		}
@@ -248,7 +257,8 @@ func (l *Ledger) Settle(ctx context.Context, t *Ticket, pay *normalize.Payment, 
 			}
 		}
 		return Decision{Next: cur}, nil
-	})
+	}, t.op.Rebuildable)
+	return e, err
 }
 
 // settleElsewhere records an outcome that lives under another id than the

@@ -71,7 +71,8 @@ func appendFrame(buf []byte, e *entry) ([]byte, error) {
 // errTorn marks the end of the readable part of a journal.
 var errTorn = errors.New("journal: unfinished or damaged entry")
 
-// readFrame reads one entry from r. It returns io.EOF at a clean end and
+// readFrame reads one entry from r. It returns io.EOF at a clean end (the
+// end of the file, or a zero header: the journal's preallocated space) and
 // errTorn for a frame that is short, too long or fails its checksum.
 func readFrame(r io.Reader, buf []byte) (*entry, []byte, int, error) {
 	var h [frameHeader]byte
@@ -83,6 +84,9 @@ func readFrame(r io.Reader, buf []byte) (*entry, []byte, int, error) {
 		return nil, buf, n, errTorn
 	}
 	size := binary.LittleEndian.Uint32(h[0:4])
+	if size == 0 && binary.LittleEndian.Uint32(h[4:8]) == 0 {
+		return nil, buf, 0, io.EOF // the zeros of preallocated space
+	}
 	if size == 0 || size > maxEntry {
 		return nil, buf, n, errTorn
 	}

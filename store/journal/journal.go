@@ -11,6 +11,7 @@ package journal
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -41,7 +42,14 @@ type Options struct {
 	// CompactAt is the journal size from which it is rewritten as a
 	// snapshot once it is also twice its last snapshot (default 64 MiB).
 	CompactAt int64
+	// Prealloc is how much zeroed, synced space the journal keeps ahead of
+	// its end (default 8 MiB): an append then overwrites blocks the file
+	// already has, and its fdatasync need not commit a new file size.
+	Prealloc int64
 }
+
+// DefaultPrealloc is the default Options.Prealloc.
+const DefaultPrealloc = 8 << 20
 
 // Store is a store.Store kept in memory and made durable by one journal
 // file.
@@ -55,16 +63,26 @@ type Store struct {
 	Recovered int64
 	TornCopy  string
 
-	// Owned by the flusher (and Open, before the flusher starts).
+	// Owned by the flusher (and Open, before the flusher starts); f is
+	// replaced only with extMu held.
 	f        *os.File
-	size     int64 // bytes in f
+	size     int64 // bytes of entries in f (the zeros after them are space)
 	snapSize int64 // size of f right after its snapshot
+
+	// extMu serializes growing the preallocated space (in the background)
+	// with the flusher going past it or replacing the file.
+	extMu     sync.Mutex
+	prealloc  int64
+	alloc     atomic.Int64 // bytes of f that exist: entries and zeros
+	extending atomic.Bool
+	extWG     sync.WaitGroup
 
 	mu     sync.Mutex
 	st     state
 	epoch  uint64
 	fpKey  []byte
 	open   *group // the group new changes join
+	spare  []byte // the buffer of the group written last, for the next one
 	broken error  // set by a failed write: nothing is served after it
 	closed bool
 
@@ -78,16 +96,16 @@ var (
 	_ store.Pipelined = (*Store)(nil)
 )
 
+// maxSpare bounds the buffer kept between groups: a burst's huge buffer is
+// left to the collector.
+const maxSpare = 4 << 20
+
 // group is the changes that go to the disk in one write and one
 // fdatasync. done is closed once they are durable (err nil) or lost.
 type group struct {
 	buf  []byte
 	done chan struct{}
 	err  error
-}
-
-func newGroup(capHint int) *group {
-	return &group{buf: make([]byte, 0, capHint), done: make(chan struct{})}
 }
 
 // wait returns once g is durable; nil g is a change read from the file.
@@ -128,6 +146,9 @@ func Open(path string, opt Options) (*Store, error) {
 	if opt.CompactAt <= 0 {
 		opt.CompactAt = DefaultCompactAt
 	}
+	if opt.Prealloc <= 0 {
+		opt.Prealloc = DefaultPrealloc
+	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, err
 	}
@@ -135,8 +156,8 @@ func Open(path string, opt Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{path: path, lock: lock, compactAt: opt.CompactAt, now: time.Now, st: newState(),
-		open: newGroup(4096), wake: make(chan struct{}, 1), done: make(chan struct{})}
+	s := &Store{path: path, lock: lock, compactAt: opt.CompactAt, prealloc: opt.Prealloc, now: time.Now, st: newState(),
+		open: &group{done: make(chan struct{})}, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	if err := s.load(); err != nil {
 		unlockFile(lock)
 		if s.f != nil {
@@ -174,6 +195,7 @@ func (s *Store) load() error {
 			return err
 		}
 	}
+	s.alloc.Store(good)
 	if len(s.fpKey) != store.FingerprintKeySize {
 		return fmt.Errorf("journal %s has no fingerprint key: not a file paynorm wrote", s.path)
 	}
@@ -217,22 +239,62 @@ func (s *Store) replay() (int64, error) {
 	}
 }
 
-// cutTail saves the bytes after good (a write a crash cut short, never
-// acknowledged) to a file beside the journal and cuts them off.
+// cutTail cuts off what follows the last whole entry: preallocated zeros,
+// and perhaps a write a crash cut short (never acknowledged), which is
+// saved to a file beside the journal first.
 func (s *Store) cutTail(good, size int64) error {
 	tail := make([]byte, size-good)
 	if _, err := s.f.ReadAt(tail, good); err != nil && err != io.EOF {
 		return err
 	}
-	s.TornCopy = s.path + ".torn-" + strconv.FormatInt(time.Now().UnixNano(), 10)
-	if err := os.WriteFile(s.TornCopy, tail, 0o600); err != nil {
-		return err
+	if torn := bytes.TrimRight(tail, "\x00"); len(torn) > 0 {
+		s.TornCopy = s.path + ".torn-" + strconv.FormatInt(time.Now().UnixNano(), 10)
+		if err := os.WriteFile(s.TornCopy, torn, 0o600); err != nil {
+			return err
+		}
+		s.Recovered = int64(len(torn))
 	}
 	if err := s.f.Truncate(good); err != nil {
 		return err
 	}
-	s.Recovered = size - good
 	return datasync(s.f)
+}
+
+// zeros is what preallocated space is written with.
+var zeros = make([]byte, 1<<20)
+
+// extend adds one Prealloc of zeroed, synced space after alloc. Called with
+// extMu held.
+func (s *Store) extend() error {
+	at := s.alloc.Load()
+	for off := int64(0); off < s.prealloc; off += int64(len(zeros)) {
+		if _, err := s.f.WriteAt(zeros[:min(int64(len(zeros)), s.prealloc-off)], at+off); err != nil {
+			return err
+		}
+	}
+	if err := datasync(s.f); err != nil {
+		return err
+	}
+	s.alloc.Store(at + s.prealloc)
+	return nil
+}
+
+// extendSoon grows the space in the background when the end of the
+// entries comes within half a Prealloc of it.
+func (s *Store) extendSoon() {
+	if s.alloc.Load()-s.size > s.prealloc/2 || !s.extending.CompareAndSwap(false, true) {
+		return
+	}
+	s.extWG.Add(1)
+	go func() {
+		defer s.extWG.Done()
+		defer s.extending.Store(false)
+		s.extMu.Lock()
+		defer s.extMu.Unlock()
+		// A failure leaves the space as it is: appends past it still work,
+		// with a slower fdatasync.
+		_ = s.extend()
+	}()
 }
 
 // apply makes one change to the state; g is the group it is written in
@@ -345,7 +407,8 @@ func (s *Store) flusher() {
 				}
 				break
 			}
-			s.open = newGroup(min(cap(g.buf), 1<<20))
+			s.open = &group{buf: s.spare[:0], done: make(chan struct{})}
+			s.spare = nil
 			var snap *snapshot
 			err := s.broken
 			if err == nil && s.size >= s.compactAt && s.size >= 2*s.snapSize {
@@ -368,19 +431,46 @@ func (s *Store) flusher() {
 			}
 			s.flushes.Add(1)
 			g.err = err
+			// The two buffers take turns: while one is written, the next
+			// group fills the other, and no flush allocates.
+			buf := g.buf
+			g.buf = nil
 			close(g.done)
+			if cap(buf) <= maxSpare {
+				s.mu.Lock()
+				s.spare = buf[:0]
+				s.mu.Unlock()
+			}
 		}
 	}
 }
 
-// write appends buf to the journal and waits for the disk.
+// write appends buf to the journal and waits for the disk. Past the
+// preallocated space it waits for a growth under way, so the zeros of a
+// growth never land on entries.
 func (s *Store) write(buf []byte) error {
-	n, err := s.f.WriteAt(buf, s.size)
-	s.size += int64(n)
-	if err != nil {
+	end := s.size + int64(len(buf))
+	if end > s.alloc.Load() {
+		s.extMu.Lock()
+		n, err := s.f.WriteAt(buf, s.size)
+		s.size += int64(n)
+		s.alloc.Store(max(s.alloc.Load(), s.size))
+		s.extMu.Unlock()
+		if err != nil {
+			return err
+		}
+	} else {
+		n, err := s.f.WriteAt(buf, s.size)
+		s.size += int64(n)
+		if err != nil {
+			return err
+		}
+	}
+	if err := datasync(s.f); err != nil {
 		return err
 	}
-	return datasync(s.f)
+	s.extendSoon()
+	return nil
 }
 
 // snapshot is the state at one moment: the values are never changed in
@@ -495,10 +585,14 @@ func (s *Store) rewrite(sn *snapshot) error {
 		os.Remove(tmp)
 		return err
 	}
+	s.extMu.Lock()
 	if s.f != nil {
 		s.f.Close()
 	}
 	s.f, s.size, s.snapSize = f, size, size
+	s.alloc.Store(size)
+	s.extMu.Unlock()
+	s.extendSoon()
 	return nil
 }
 
@@ -750,6 +844,7 @@ func (s *Store) Close() error {
 	}
 	close(s.wake)
 	<-s.done
+	s.extWG.Wait()
 	err := s.f.Close()
 	unlockFile(s.lock)
 	return err
