@@ -82,7 +82,8 @@ type Store struct {
 	epoch  uint64
 	fpKey  []byte
 	open   *group // the group new changes join
-	spare  []byte // the buffer of the group written last, for the next one
+	sealed []*group  // full groups waiting for the flusher, in order
+	free   [][]byte // buffers of written groups, for new ones
 	broken error  // set by a failed write: nothing is served after it
 	closed bool
 
@@ -96,9 +97,10 @@ var (
 	_ store.Pipelined = (*Store)(nil)
 )
 
-// maxSpare bounds the buffer kept between groups: a burst's huge buffer is
-// left to the collector.
-const maxSpare = 4 << 20
+// maxGroupBytes seals a group: a burst of changes fills several groups of
+// this size (written with one fdatasync) instead of one buffer doubling in
+// size, which would raise the peak memory of a burst.
+const maxGroupBytes = 1 << 20
 
 // group is the changes that go to the disk in one write and one
 // fdatasync. done is closed once they are durable (err nil) or lost.
@@ -208,7 +210,7 @@ func (s *Store) load() error {
 	if err != nil {
 		return err
 	}
-	return s.write(buf)
+	return s.write([]*group{{buf: buf}})
 }
 
 // replay applies every whole entry of the journal and returns the offset
@@ -346,6 +348,16 @@ func (s *Store) apply(e *entry, g *group) {
 	}
 }
 
+// newGroup starts a group, with a buffer of a written one when there is
+// one. Called with mu.
+func (s *Store) newGroup() *group {
+	g := &group{done: make(chan struct{})}
+	if n := len(s.free); n > 0 {
+		g.buf, s.free = s.free[n-1], s.free[:n-1]
+	}
+	return g
+}
+
 // usable reports why nothing can be served (nil: it can). Called with mu.
 func (s *Store) usable() error {
 	switch {
@@ -369,6 +381,10 @@ func (s *Store) change(e *entry, frame []byte) (*group, error) {
 	g := s.open
 	g.buf = append(g.buf, frame...)
 	s.apply(e, g)
+	if len(g.buf) >= maxGroupBytes {
+		s.sealed = append(s.sealed, g)
+		s.open = s.newGroup()
+	}
 	select {
 	case s.wake <- struct{}{}:
 	default: // the flusher is already told
@@ -398,8 +414,13 @@ func (s *Store) flusher() {
 	for range s.wake {
 		for {
 			s.mu.Lock()
-			g := s.open
-			if len(g.buf) == 0 {
+			gs := s.sealed
+			if len(s.open.buf) > 0 {
+				gs = append(gs, s.open)
+				s.open = s.newGroup()
+			}
+			s.sealed = nil
+			if len(gs) == 0 {
 				closed := s.closed
 				s.mu.Unlock()
 				if closed {
@@ -407,62 +428,44 @@ func (s *Store) flusher() {
 				}
 				break
 			}
-			s.open = &group{buf: s.spare[:0], done: make(chan struct{})}
-			s.spare = nil
 			var snap *snapshot
 			err := s.broken
 			if err == nil && s.size >= s.compactAt && s.size >= 2*s.snapSize {
-				snap = s.capture() // holds g's changes too: the snapshot makes them durable
+				snap = s.capture() // holds gs's changes too: the snapshot makes them durable
 			}
 			s.mu.Unlock()
 			if err == nil {
 				if snap != nil {
 					err = s.rewrite(snap)
 				} else {
-					err = s.write(g.buf)
+					err = s.write(gs)
 				}
 			}
-			if err != nil {
-				s.mu.Lock()
-				if s.broken == nil {
-					s.broken = err
-				}
-				s.mu.Unlock()
+			s.mu.Lock()
+			if err != nil && s.broken == nil {
+				s.broken = err
 			}
+			for _, g := range gs {
+				g.err = err
+				close(g.done)
+				// Buffers are reused: a flush under steady load allocates none.
+				if len(s.free) < 4 {
+					s.free = append(s.free, g.buf[:0])
+				}
+				g.buf = nil
+			}
+			s.mu.Unlock()
 			s.flushes.Add(1)
-			g.err = err
-			// The two buffers take turns: while one is written, the next
-			// group fills the other, and no flush allocates.
-			buf := g.buf
-			g.buf = nil
-			close(g.done)
-			if cap(buf) <= maxSpare {
-				s.mu.Lock()
-				s.spare = buf[:0]
-				s.mu.Unlock()
-			}
 		}
 	}
 }
 
-// write appends buf to the journal and waits for the disk. Past the
-// preallocated space it waits for a growth under way, so the zeros of a
-// growth never land on entries.
-func (s *Store) write(buf []byte) error {
-	end := s.size + int64(len(buf))
-	if end > s.alloc.Load() {
-		s.extMu.Lock()
-		n, err := s.f.WriteAt(buf, s.size)
-		s.size += int64(n)
-		s.alloc.Store(max(s.alloc.Load(), s.size))
-		s.extMu.Unlock()
-		if err != nil {
-			return err
-		}
-	} else {
-		n, err := s.f.WriteAt(buf, s.size)
-		s.size += int64(n)
-		if err != nil {
+// write appends the groups to the journal and waits for the disk: one
+// fdatasync for all of them. Past the preallocated space it waits for a
+// growth under way, so the zeros of a growth never land on entries.
+func (s *Store) write(gs []*group) error {
+	for _, g := range gs {
+		if err := s.writeAt(g.buf); err != nil {
 			return err
 		}
 	}
@@ -471,6 +474,20 @@ func (s *Store) write(buf []byte) error {
 	}
 	s.extendSoon()
 	return nil
+}
+
+func (s *Store) writeAt(buf []byte) error {
+	if s.size+int64(len(buf)) > s.alloc.Load() {
+		s.extMu.Lock()
+		defer s.extMu.Unlock()
+		n, err := s.f.WriteAt(buf, s.size)
+		s.size += int64(n)
+		s.alloc.Store(max(s.alloc.Load(), s.size))
+		return err
+	}
+	n, err := s.f.WriteAt(buf, s.size)
+	s.size += int64(n)
+	return err
 }
 
 // snapshot is the state at one moment: the values are never changed in

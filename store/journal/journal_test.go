@@ -332,3 +332,34 @@ func TestJournalPreallocatesSpaceAhead(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A burst larger than one group (pipelined, so it all queues before the
+// flusher writes) is split into sealed groups and written whole.
+func TestJournalBurstSpansSealedGroups(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "paynorm.journal")
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var waits []func() error
+	for i := range 3000 {
+		w, err := s.SwapPaymentPipelined(ctx, &store.PaymentRecord{ID: fmt.Sprintf("gmo_%d", i), Status: "pending", Payment: make([]byte, 1000)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		waits = append(waits, w)
+	}
+	for _, w := range waits {
+		if err := w(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	s = open(t, path, Options{})
+	for i := range 3000 {
+		if _, err := s.GetPayment(ctx, fmt.Sprintf("gmo_%d", i)); err != nil {
+			t.Fatalf("record %d after reopen: %v", i, err)
+		}
+	}
+}
