@@ -360,7 +360,7 @@ func run(cfg config) (bool, error) {
 	}
 	defer pnMem.stop()
 	memClient := newClient(sent+16, 0)
-	memOrders := &orders{run: run + "m-"}
+	memOrders := &orders{run: run + "x-"} // apart from every instance's orders
 	mem, err := memoryTest(pnMem, sim, get(memClient, pnMem.base()+"/v1/health"), createPayment(memClient, pnMem.base(), memOrders), "ExecTran", sent, cfg.delay, memAdmin, cfg.heapprofile)
 	if err != nil {
 		return false, err

@@ -39,6 +39,15 @@ func TestJournalConformanceWhileCompacting(t *testing.T) {
 	})
 }
 
+// The same suite with every record read back from the file (one record
+// kept decoded) while the journal is rewritten every few hundred bytes: the
+// index's places must follow every write and every snapshot.
+func TestJournalConformanceColdReads(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		return open(t, filepath.Join(t.TempDir(), "paynorm.journal"), Options{CompactAt: 700, Hot: 1})
+	})
+}
+
 // A reopened journal keeps answers, records, events and dead letters; a
 // claim left in flight by the process that had it open no longer blocks.
 func TestJournalSurvivesReopen(t *testing.T) {
@@ -206,7 +215,7 @@ func TestJournalGroupsConcurrentWrites(t *testing.T) {
 func TestJournalCompactionBoundsTheFileAndKeepsState(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "paynorm.journal")
-	s, err := Open(path, Options{CompactAt: 16 << 10, Prealloc: 4 << 10})
+	s, err := Open(path, Options{CompactAt: 16 << 10, Prealloc: 4 << 10, Hot: 7})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -256,7 +265,7 @@ func TestJournalFailedWriteStopsServing(t *testing.T) {
 	if err := s.SwapPayment(ctx, &store.PaymentRecord{ID: "gmo_ok", Status: "pending"}); err != nil {
 		t.Fatal(err)
 	}
-	s.f.Close() // the disk goes away under the store
+	s.seg.f.Close() // the disk goes away under the store
 	if err := s.SwapPayment(ctx, &store.PaymentRecord{ID: "gmo_lost", Status: "pending"}); err == nil {
 		t.Fatal("a write to a closed file succeeded")
 	}
