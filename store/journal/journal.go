@@ -95,6 +95,11 @@ type Store struct {
 	wake    chan struct{} // capacity 1: "a group may have changes"
 	done    chan struct{} // closed when the flusher has ended
 	flushes atomic.Int64  // flushes so far, for tests
+	// compactions counts snapshots installed while serving, for tests.
+	compactions atomic.Int64
+	// compaction is the snapshot being written in the background (flusher
+	// only).
+	compaction *compaction
 }
 
 var (
@@ -215,7 +220,7 @@ func (s *Store) load() error {
 	if fi.Size() == 0 {
 		s.fpKey = store.NewFingerprintKey()
 		s.epoch = 1
-		return s.rewrite(s.capture(), nil)
+		return s.rewrite(s.capture())
 	}
 	good, err := s.replay()
 	if err != nil {
@@ -233,7 +238,7 @@ func (s *Store) load() error {
 	s.epoch++
 	s.size = good
 	if s.size >= s.compactAt && s.size >= 2*s.snapSize {
-		return s.rewrite(s.capture(), nil)
+		return s.rewrite(s.capture())
 	}
 	buf, err := appendFrame(nil, &entry{Kind: kindMeta, Epoch: s.epoch, FP: s.fpKey})
 	if err != nil {
@@ -367,26 +372,18 @@ func (s *Store) flusher() {
 				s.open = s.newGroup()
 			}
 			s.sealed = nil
+			closed := s.closed
+			err := s.broken
+			s.mu.Unlock()
 			if len(gs) == 0 {
-				closed := s.closed
-				s.mu.Unlock()
 				if closed {
+					s.compactStep(nil, true)
 					return
 				}
 				break
 			}
-			var snap *snapshot
-			err := s.broken
-			if err == nil && s.size >= s.compactAt && s.size >= 2*s.snapSize {
-				snap = s.capture() // holds gs's changes too: the snapshot makes them durable
-			}
-			s.mu.Unlock()
 			if err == nil {
-				if snap != nil {
-					err = s.rewrite(snap, gs)
-				} else {
-					err = s.write(gs)
-				}
+				err = s.write(gs)
 			}
 			s.mu.Lock()
 			if err != nil && s.broken == nil {
@@ -403,6 +400,9 @@ func (s *Store) flusher() {
 			}
 			s.mu.Unlock()
 			s.flushes.Add(1)
+			if err == nil {
+				s.compactStep(gs, false)
+			}
 		}
 	}
 }

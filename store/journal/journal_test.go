@@ -372,3 +372,68 @@ func TestJournalBurstSpansSealedGroups(t *testing.T) {
 		}
 	}
 }
+
+// While a snapshot is written in the background, writes go on into the old
+// journal; at the switch they follow the snapshot into the new one, and
+// a reopen reads the last version of every record.
+func TestJournalCompactsWhileWriting(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "paynorm.journal")
+	opt := Options{CompactAt: 32 << 10, Prealloc: 16 << 10, Hot: 5}
+	s, err := Open(path, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const writers, records, rounds = 8, 40, 30
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for round := range rounds {
+				for i := range records {
+					id := fmt.Sprintf("gmo_%d_%d", w, i)
+					for {
+						cur, err := s.GetPayment(ctx, id)
+						rec := &store.PaymentRecord{ID: id, Status: "pending", Payment: bytes.Repeat([]byte("p"), 150)}
+						if err == nil {
+							rec = cur
+						}
+						rec.Attempts = round
+						if err := s.SwapPayment(ctx, rec, &store.Event{ID: fmt.Sprintf("ev_%d_%d_%d", w, i, round)}); err == nil {
+							break
+						} else if err != store.ErrConflict {
+							t.Error(err)
+							return
+						}
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n := s.compactions.Load(); n < 2 {
+		t.Fatalf("%d compactions while writing: the test did not test them", n)
+	}
+	t.Logf("%d compactions while %d writers wrote", s.compactions.Load(), writers)
+	if err := s.DeleteEvent(ctx, "ev_0_0_0"); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s = open(t, path, opt)
+	for w := range writers {
+		for i := range records {
+			got, err := s.GetPayment(ctx, fmt.Sprintf("gmo_%d_%d", w, i))
+			if err != nil || got.Version != rounds || got.Attempts != rounds-1 {
+				t.Fatalf("gmo_%d_%d after reopen: %+v %v", w, i, got, err)
+			}
+		}
+	}
+	due, err := s.DueEvents(ctx, time.Now(), 0)
+	if err != nil || len(due) != writers*records*rounds-1 {
+		t.Fatalf("%d events in the outbox after reopen (want %d): %v", len(due), writers*records*rounds-1, err)
+	}
+	for _, ev := range due {
+		if ev.ID == "ev_0_0_0" {
+			t.Fatal("a deleted event came back from a snapshot")
+		}
+	}
+}

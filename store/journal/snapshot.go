@@ -3,6 +3,7 @@ package journal
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 
@@ -22,31 +23,26 @@ type snapshot struct {
 }
 
 type snapRecord struct {
-	sl    *slot
-	seg   *segment
-	off   int64
-	frame []byte // the frame itself, when it is only in a group's buffer
+	sl  *slot
+	seg *segment
+	off int64
 }
 
-// capture takes a snapshot; expired idempotency keys are dropped for good.
-// Called with mu (or before the flusher starts), while the groups not yet
-// written are the ones the caller holds (their buffers stay as they are).
+// capture takes a snapshot of what is written; expired idempotency keys
+// are dropped for good. Called with mu (or before the flusher starts) by
+// the flusher, between its writes. Changes not written yet are left out:
+// they reach the new journal with the tail of the old one.
 func (s *Store) capture() *snapshot {
 	now := s.now()
 	sn := &snapshot{epoch: s.epoch, fpKey: s.fpKey, health: s.st.health,
 		records: make([]snapRecord, 0, len(s.st.pays)+len(s.st.idem)),
 		events:  make([]*store.Event, 0, len(s.st.events)), dead: make([]*store.Event, 0, len(s.st.dead))}
 	add := func(sl *slot) {
-		r := snapRecord{sl: sl}
-		switch {
-		case sl.g == nil:
-			r.seg, r.off = sl.seg, sl.off
-		case sl.g.seg != nil:
-			r.seg, r.off = sl.g.seg, sl.g.base+sl.off
-		default:
-			r.frame = sl.g.buf[sl.off : sl.off+sl.n]
+		seg, off, ok := sl.located()
+		if !ok || sl.g != nil && !isDone(sl.g) {
+			return // not written yet: it comes after the snapshot, in the tail
 		}
-		sn.records = append(sn.records, r)
+		sn.records = append(sn.records, snapRecord{sl: sl, seg: seg, off: off})
 	}
 	for k, sl := range s.st.idem {
 		if !now.Before(sl.idem.Expires) {
@@ -79,16 +75,13 @@ func (sg *segment) rawAt(off, n int64) ([]byte, error) {
 	return buf, err
 }
 
-// rewrite replaces the journal with the snapshot: written to a new file,
-// synced, renamed over the old one, and the directory synced, so a crash
-// at any point leaves either the old journal or the new one. Records are
-// copied as they are (no decoding); the records' places in the index move
-// to the new file. gs are the groups whose changes the snapshot holds.
-func (s *Store) rewrite(sn *snapshot, gs []*group) error {
-	tmp := s.path + ".compact"
-	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+// writeSnapshot writes the snapshot to a new file beside the journal and
+// syncs it; records are copied as they are (no decoding). It returns the
+// file, each record's offset in it and its size.
+func (s *Store) writeSnapshot(sn *snapshot) (*os.File, []int64, int64, error) {
+	f, err := os.OpenFile(s.path+".compact", os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
-		return err
+		return nil, nil, 0, err
 	}
 	w := bufio.NewWriterSize(f, 1<<20)
 	var size int64
@@ -119,12 +112,9 @@ func (s *Store) rewrite(sn *snapshot, gs []*group) error {
 			}
 		}
 		for i, r := range sn.records {
-			frame := r.frame
-			if frame == nil {
-				var err error
-				if frame, err = r.seg.rawAt(r.off, r.sl.n); err != nil {
-					return fmt.Errorf("journal: copying a record into the snapshot: %w", err)
-				}
+			frame, err := r.seg.rawAt(r.off, r.sl.n)
+			if err != nil {
+				return fmt.Errorf("journal: copying a record into the snapshot: %w", err)
 			}
 			offs[i] = size
 			if err := raw(frame); err != nil {
@@ -147,19 +137,58 @@ func (s *Store) rewrite(sn *snapshot, gs []*group) error {
 		if err := w.Flush(); err != nil {
 			return err
 		}
-		if err := datasync(f); err != nil {
-			return err
-		}
-		if err := os.Rename(tmp, s.path); err != nil {
-			return err
-		}
-		return syncDir(filepath.Dir(s.path))
+		return datasync(f)
 	}()
 	if err != nil {
 		f.Close()
-		os.Remove(tmp)
+		os.Remove(f.Name())
+		return nil, nil, 0, err
+	}
+	return f, offs, size, nil
+}
+
+// compaction is a snapshot being written in the background while the
+// flusher goes on appending to the old journal; tail lists the groups it
+// appended after from, which are copied after the snapshot at the switch.
+type compaction struct {
+	sn   *snapshot
+	from int64
+	tail []*group
+	done chan struct{}
+	f    *os.File
+	offs []int64
+	size int64
+	err  error
+}
+
+// install makes the compaction's file the journal: the old journal's tail
+// copied after the snapshot, synced, renamed over the old one and the
+// directory synced, so a crash at any point leaves either the old journal
+// or the new one; then the index's places move to the new file. Called by
+// the flusher.
+func (s *Store) install(c *compaction) error {
+	if n := s.size - c.from; n > 0 {
+		if _, err := io.Copy(io.NewOffsetWriter(c.f, c.size), io.NewSectionReader(s.seg.f, c.from, n)); err != nil {
+			return err
+		}
+	}
+	if err := datasync(c.f); err != nil {
 		return err
 	}
+	if err := os.Rename(c.f.Name(), s.path); err != nil {
+		return err
+	}
+	s.switchTo(c.f, c.sn, c.offs, c.size, c.from, c.tail)
+	s.compactions.Add(1)
+	// Past the rename the new file is the journal: a directory that cannot
+	// be synced may bring the old one back after a crash, without what is
+	// written from now on, so nothing more may be acknowledged.
+	return syncDir(filepath.Dir(s.path))
+}
+
+// switchTo moves the index to a new journal file: the snapshot's records
+// to their offsets in it, the tail's groups after the snapshot.
+func (s *Store) switchTo(f *os.File, sn *snapshot, offs []int64, snapEnd, from int64, tail []*group) {
 	seg := &segment{f: f}
 	s.extMu.Lock()
 	s.mu.Lock()
@@ -167,13 +196,90 @@ func (s *Store) rewrite(sn *snapshot, gs []*group) error {
 	for i, r := range sn.records {
 		r.sl.g, r.sl.seg, r.sl.off = nil, seg, offs[i]
 	}
-	s.seg, s.size, s.snapSize = seg, size, size
-	s.alloc.Store(size)
+	for _, g := range tail {
+		g.seg, g.base = seg, g.base-from+snapEnd
+	}
+	s.seg, s.size, s.snapSize = seg, snapEnd+(s.size-from), snapEnd
+	s.alloc.Store(s.size)
 	s.mu.Unlock()
 	s.extMu.Unlock()
 	if old != nil {
 		old.retire()
 	}
 	s.extendSoon()
-	return nil
+}
+
+// rewrite replaces the journal with a snapshot at once (at open, before
+// anything is served).
+func (s *Store) rewrite(sn *snapshot) error {
+	f, offs, size, err := s.writeSnapshot(sn)
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(f.Name(), s.path); err != nil {
+		f.Close()
+		return err
+	}
+	s.switchTo(f, sn, offs, size, s.size, nil)
+	return syncDir(filepath.Dir(s.path))
+}
+
+// compactStep starts a compaction when the journal has grown enough, and
+// installs the one under way once its snapshot is written (at close, it
+// waits for it). Called by the flusher after each round; wrote are the
+// groups that round appended.
+func (s *Store) compactStep(wrote []*group, closing bool) {
+	if c := s.compaction; c != nil {
+		c.tail = append(c.tail, wrote...)
+		if closing {
+			<-c.done
+		}
+		select {
+		case <-c.done:
+		default:
+			return
+		}
+		s.compaction = nil
+		s.mu.Lock()
+		broken := s.broken
+		s.mu.Unlock()
+		if broken != nil && c.err == nil {
+			c.f.Close() // a failed write stops everything, compactions too
+			os.Remove(c.f.Name())
+			return
+		}
+		err := c.err
+		if err == nil {
+			if err = s.install(c); err != nil && s.seg.f != c.f {
+				c.f.Close() // not installed: the old journal stays
+				os.Remove(c.f.Name())
+				err = nil
+			}
+		}
+		s.mu.Lock()
+		if err != nil && s.broken == nil {
+			s.broken = err
+		}
+		if c.err != nil {
+			s.snapSize = s.size // try again once it has doubled again
+		}
+		s.mu.Unlock()
+		return
+	}
+	s.mu.Lock()
+	start := !closing && s.broken == nil && s.size >= s.compactAt && s.size >= 2*s.snapSize
+	var sn *snapshot
+	if start {
+		sn = s.capture()
+	}
+	s.mu.Unlock()
+	if !start {
+		return
+	}
+	c := &compaction{sn: sn, from: s.size, done: make(chan struct{})}
+	s.compaction = c
+	go func() {
+		c.f, c.offs, c.size, c.err = s.writeSnapshot(sn)
+		close(c.done)
+	}()
 }

@@ -77,14 +77,20 @@ func newState(hot int) state {
 func (st *state) newSlot(e *entry, p place) *slot {
 	sl := &slot{g: p.g, seg: p.seg, off: p.off, n: p.n}
 	if p.hot {
-		sl.hot = e
-		if old := st.hot[st.hotPos]; old != nil {
-			old.hot = nil
-		}
-		st.hot[st.hotPos] = sl
-		st.hotPos = (st.hotPos + 1) % len(st.hot)
+		st.makeHot(sl, e)
 	}
 	return sl
+}
+
+// makeHot keeps e decoded in sl, pushing the oldest hot slot out of the
+// ring.
+func (st *state) makeHot(sl *slot, e *entry) {
+	sl.hot = e
+	if old := st.hot[st.hotPos]; old != nil {
+		old.hot = nil
+	}
+	st.hot[st.hotPos] = sl
+	st.hotPos = (st.hotPos + 1) % len(st.hot)
 }
 
 // apply makes one change to the state. Called with mu (or before the
@@ -180,6 +186,25 @@ func (s *Store) read(find func(*state) *slot) (*entry, error) {
 		if errors.Is(err, errMoved) {
 			continue
 		}
+		if err == nil {
+			// A record read is often read again soon (an operation reads
+			// it, then writes it): keep it decoded for a while.
+			s.mu.Lock()
+			if sl.hot == nil {
+				s.st.makeHot(sl, e)
+			}
+			s.mu.Unlock()
+		}
 		return e, err
+	}
+}
+
+// isDone reports whether g has been written (or failed).
+func isDone(g *group) bool {
+	select {
+	case <-g.done:
+		return true
+	default:
+		return false
 	}
 }
