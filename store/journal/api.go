@@ -95,10 +95,11 @@ func (s *Store) SwapPaymentPipelined(_ context.Context, rec *store.PaymentRecord
 	}
 	e := &entry{Kind: kindPayment, Rec: next, Events: evs}
 	// Encoded before the lock: the lock is held only to compare and append.
-	frame, err := appendFrame(nil, e)
+	frame, err := encodeFrame(e)
 	if err != nil {
 		return nil, err
 	}
+	defer frame.release()
 	s.mu.Lock()
 	if err := s.usable(); err != nil {
 		s.mu.Unlock()
@@ -109,7 +110,7 @@ func (s *Store) SwapPaymentPipelined(_ context.Context, rec *store.PaymentRecord
 		s.mu.Unlock()
 		return nil, store.ErrConflict
 	}
-	g, err := s.change(e, frame)
+	g, err := s.change(e, frame.Bytes())
 	s.mu.Unlock()
 	if err != nil {
 		return nil, err

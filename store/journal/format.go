@@ -1,11 +1,13 @@
 package journal
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"hash/crc32"
 	"io"
+	"sync"
 
 	"github.com/paynorm/paynorm/store"
 )
@@ -57,15 +59,45 @@ type entry struct {
 
 // appendFrame appends e, framed, to buf.
 func appendFrame(buf []byte, e *entry) ([]byte, error) {
-	payload, err := json.Marshal(e)
+	f, err := encodeFrame(e)
 	if err != nil {
 		return buf, err
 	}
+	buf = append(buf, f.Bytes()...)
+	f.release()
+	return buf, nil
+}
+
+// frameBuf is a pooled buffer holding one framed entry.
+type frameBuf struct{ bytes.Buffer }
+
+var framePool = sync.Pool{New: func() any { return new(frameBuf) }}
+
+func (f *frameBuf) release() {
+	if f.Cap() <= 64<<10 {
+		framePool.Put(f)
+	}
+}
+
+// encodeFrame frames e in a pooled buffer (release it after use): the hot
+// path encodes without allocating a buffer per write.
+func encodeFrame(e *entry) (*frameBuf, error) {
+	f := framePool.Get().(*frameBuf)
+	f.Reset()
 	var h [frameHeader]byte
-	binary.LittleEndian.PutUint32(h[0:4], uint32(len(payload)))
-	binary.LittleEndian.PutUint32(h[4:8], crc32.Checksum(payload, castagnoli))
-	buf = append(buf, h[:]...)
-	return append(buf, payload...), nil
+	f.Write(h[:])
+	enc := json.NewEncoder(f)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(e); err != nil {
+		f.release()
+		return nil, err
+	}
+	f.Truncate(f.Len() - 1) // Encode's newline
+	b := f.Bytes()
+	payload := b[frameHeader:]
+	binary.LittleEndian.PutUint32(b[0:4], uint32(len(payload)))
+	binary.LittleEndian.PutUint32(b[4:8], crc32.Checksum(payload, castagnoli))
+	return f, nil
 }
 
 // errTorn marks the end of the readable part of a journal.

@@ -35,7 +35,7 @@ const DefaultCompactAt = 64 << 20
 const DefaultPrealloc = 8 << 20
 
 // DefaultHot is the default Options.Hot.
-const DefaultHot = 4096
+const DefaultHot = 1024
 
 // ErrClosed is returned after Close.
 var ErrClosed = errors.New("journal: store is closed")
@@ -53,7 +53,7 @@ type Options struct {
 	// already has, and its fdatasync need not commit a new file size.
 	Prealloc int64
 	// Hot is how many recently written records stay decoded in memory
-	// (default 4096); the others are read from the file when asked for.
+	// (default 1024); the others are read from the file when asked for.
 	Hot int
 }
 
@@ -110,7 +110,7 @@ var (
 // maxGroupBytes seals a group: a burst of changes fills several groups of
 // this size (written with one fdatasync) instead of one buffer doubling in
 // size, which would raise the peak memory of a burst.
-const maxGroupBytes = 1 << 20
+const maxGroupBytes = 256 << 10
 
 // group is the changes that go to the disk in one write and one
 // fdatasync. done is closed once they are durable (err nil) or lost.
@@ -323,11 +323,13 @@ func (s *Store) newGroup() *group {
 // change applies e, framed in frame (nil: encoded here), and adds it to the
 // open group. Called with mu; the caller waits for the group it returns.
 func (s *Store) change(e *entry, frame []byte) (*group, error) {
-	var err error
 	if frame == nil {
-		if frame, err = appendFrame(nil, e); err != nil {
+		f, err := encodeFrame(e)
+		if err != nil {
 			return nil, err
 		}
+		defer f.release()
+		frame = f.Bytes()
 	}
 	g := s.open
 	at := int64(len(g.buf))
