@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 
 	"github.com/paynorm/paynorm/store"
 )
@@ -63,16 +64,65 @@ func (s *Store) capture() *snapshot {
 	return sn
 }
 
-// rawAt reads the n bytes at off.
-func (sg *segment) rawAt(off, n int64) ([]byte, error) {
-	sg.mu.RLock()
-	defer sg.mu.RUnlock()
-	if sg.closed {
-		return nil, errMoved
+// copyRecords hands each record's frame to put, reading each segment once
+// from start to end in large reads (records in file order, the dead
+// entries between them skipped) rather than one read per record.
+func copyRecords(recs []snapRecord, put func(i int, frame []byte) error) error {
+	order := make([]int, len(recs))
+	segNo := map[*segment]int{}
+	for i := range order {
+		order[i] = i
+		if _, ok := segNo[recs[i].seg]; !ok {
+			segNo[recs[i].seg] = len(segNo)
+		}
 	}
-	buf := make([]byte, n)
-	_, err := sg.f.ReadAt(buf, off)
-	return buf, err
+	sort.Slice(order, func(a, b int) bool {
+		ra, rb := recs[order[a]], recs[order[b]]
+		if sa, sb := segNo[ra.seg], segNo[rb.seg]; sa != sb {
+			return sa < sb
+		}
+		return ra.off < rb.off
+	})
+	var (
+		seg   *segment
+		r     *bufio.Reader
+		pos   int64
+		frame []byte
+	)
+	defer func() {
+		if seg != nil {
+			seg.mu.RUnlock()
+		}
+	}()
+	for _, i := range order {
+		rec := recs[i]
+		if rec.seg != seg {
+			if seg != nil {
+				seg.mu.RUnlock()
+			}
+			seg = rec.seg
+			seg.mu.RLock() // the segment is retired only after the switch
+			if seg.closed {
+				return errMoved
+			}
+			r, pos = bufio.NewReaderSize(io.NewSectionReader(seg.f, 0, 1<<62), 1<<20), 0
+		}
+		if _, err := r.Discard(int(rec.off - pos)); err != nil {
+			return err
+		}
+		if cap(frame) < int(rec.sl.n) {
+			frame = make([]byte, rec.sl.n)
+		}
+		frame = frame[:rec.sl.n]
+		if _, err := io.ReadFull(r, frame); err != nil {
+			return err
+		}
+		pos = rec.off + rec.sl.n
+		if err := put(i, frame); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // writeSnapshot writes the snapshot to a new file beside the journal and
@@ -111,15 +161,11 @@ func (s *Store) writeSnapshot(sn *snapshot) (*os.File, []int64, int64, error) {
 				return err
 			}
 		}
-		for i, r := range sn.records {
-			frame, err := r.seg.rawAt(r.off, r.sl.n)
-			if err != nil {
-				return fmt.Errorf("journal: copying a record into the snapshot: %w", err)
-			}
+		if err := copyRecords(sn.records, func(i int, frame []byte) error {
 			offs[i] = size
-			if err := raw(frame); err != nil {
-				return err
-			}
+			return raw(frame)
+		}); err != nil {
+			return fmt.Errorf("journal: copying records into the snapshot: %w", err)
 		}
 		for _, ev := range sn.events {
 			if err := put(&entry{Kind: kindEvent, Event: ev}); err != nil {
