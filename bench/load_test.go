@@ -76,12 +76,14 @@ func touch(n int) byte {
 }
 
 func TestSyncLatency(t *testing.T) {
-	s, err := syncLatency(t.TempDir(), 5)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if s.n != 5 || s.errs != 0 || s.pct(50) <= 0 {
-		t.Fatalf("syncLatency = n %d, errs %d, p50 %v", s.n, s.errs, s.pct(50))
+	for _, overwrite := range []bool{false, true} {
+		s, err := syncLatency(t.TempDir(), 5, overwrite)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.n != 5 || s.errs != 0 || s.pct(50) <= 0 {
+			t.Fatalf("syncLatency(overwrite %v) = n %d, errs %d, p50 %v", overwrite, s.n, s.errs, s.pct(50))
+		}
 	}
 }
 

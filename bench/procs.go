@@ -170,9 +170,11 @@ func statusKB(pid int, key string) (int64, error) {
 	return 0, fmt.Errorf("%s not in /proc/%d/status", key, pid)
 }
 
-// syncLatency times n rounds of a 4 KiB write and fdatasync in dir: the
-// floor of one bbolt commit, which does two of them.
-func syncLatency(dir string, n int) (sample, error) {
+// syncLatency times n rounds of a 4 KiB write and fdatasync in dir: an
+// append (the file grows: a bbolt commit does two of these), or with
+// overwrite a write into space written and synced before (what a journal
+// group does, into its preallocated space).
+func syncLatency(dir string, n int, overwrite bool) (sample, error) {
 	f, err := os.CreateTemp(dir, "fsync-")
 	if err != nil {
 		return sample{}, err
@@ -180,6 +182,15 @@ func syncLatency(dir string, n int) (sample, error) {
 	defer os.Remove(f.Name())
 	defer f.Close()
 	page := make([]byte, 4096)
+	if overwrite {
+		// Space written and synced first, as the journal preallocates it.
+		if _, err := f.WriteAt(make([]byte, n*4096), 0); err != nil {
+			return sample{}, err
+		}
+		if err := syscall.Fdatasync(int(f.Fd())); err != nil {
+			return sample{}, err
+		}
+	}
 	var rec recorder
 	start := time.Now()
 	for i := range n {
