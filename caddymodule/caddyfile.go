@@ -43,7 +43,7 @@ func parsePaynorm(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //	    kickback_token   <secret path token> | off
 //	    gmo_notify_token <secret path token>
 //	    gmo_notify_allow <cidr...>
-//	    store            bolt [<path>] | memory | redis <addr>... [{ username, password, db, prefix, tls [{ ca_file, server_name, cert_file, key_file }] }]
+//	    store            journal [<path>] | bolt [<path>] | memory | redis <addr>... [{ username, password, db, prefix, tls [{ ca_file, server_name, cert_file, key_file }] }]
 //	    resolve_after    <duration>
 //	    account <name> {
 //	        type            gmo|jpayment|gmo_ivr

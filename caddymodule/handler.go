@@ -88,8 +88,8 @@ type Handler struct {
 	// come from; empty allows any source (the token still applies, and every
 	// notification is verified with SearchTrade before anything changes).
 	GMONotifyAllow []string `json:"gmo_notify_allow,omitempty"`
-	// Store keeps idempotency keys and payment records (default: bolt in
-	// Caddy's data directory).
+	// Store keeps idempotency keys and payment records (default: the
+	// journal in Caddy's data directory).
 	Store *StoreConfig `json:"store,omitempty"`
 	// ResolveAfter is how long a pending or unknown payment waits before the
 	// background resolver asks the provider (default 1m). An order the
@@ -100,7 +100,7 @@ type Handler struct {
 	providers map[string]providers.Provider
 	order     []string
 	// store keeps idempotency keys, payment records and the webhook outbox
-	// (bolt by default, see Store).
+	// (the journal by default, see Store).
 	store store.Store
 	// ledger is the one writer of payment records (over store).
 	ledger   *ledger.Ledger

@@ -27,8 +27,8 @@ const (
 	maxIdemKeyLen  = 255
 )
 
-// idemLease bounds how long a claim whose owner died blocks its key (bolt
-// drops such claims at once on restart). It must outlast the request it
+// idemLease bounds how long a claim whose owner died blocks its key (the
+// journal and bolt drop such claims at once on restart). It must outlast the request it
 // guards, or a retry arriving while the first request still runs would
 // start a second one: the worst case is a read-back of a payment paynorm
 // has no record of, the wait for another operation on the same payment,

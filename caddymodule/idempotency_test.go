@@ -3,6 +3,8 @@ package caddymodule
 import (
 	"bytes"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -231,8 +233,14 @@ func TestStoreCaddyfile(t *testing.T) {
 	if h := parse(t, "paynorm {\n store bolt\n}"); h.Store.Backend != "bolt" || h.Store.Path != "" {
 		t.Fatalf("bolt default %+v", h.Store)
 	}
+	if h := parse(t, "paynorm {\n store journal /var/lib/paynorm.journal\n}"); h.Store.Backend != "journal" || h.Store.Path != "/var/lib/paynorm.journal" {
+		t.Fatalf("journal %+v", h.Store)
+	}
+	if h := parse(t, "paynorm {\n store journal\n}"); h.Store.Backend != "journal" || h.Store.Path != "" {
+		t.Fatalf("journal default %+v", h.Store)
+	}
 	for _, bad := range []string{`paynorm { store }`, `paynorm { store etcd x }`, "paynorm {\n store redis\n}", `paynorm { store bolt a b }`,
-		`paynorm { store memory x }`, `paynorm { store redis a { db x } }`, `paynorm { store redis a { colour red } }`, `paynorm { resolve_after -1s }`} {
+		`paynorm { store journal a b }`, `paynorm { store memory x }`, `paynorm { store redis a { db x } }`, `paynorm { store redis a { colour red } }`, `paynorm { resolve_after -1s }`} {
 		var h Handler
 		if err := h.UnmarshalCaddyfile(caddyfileDispenser(bad)); err == nil {
 			t.Errorf("%s: accepted", bad)
@@ -249,4 +257,39 @@ func parse(t *testing.T, s string) *Handler {
 		t.Fatal(err)
 	}
 	return &h
+}
+
+// Without a store line the journal is the store, unless an earlier
+// version's bolt file is at the default path and no journal is: its
+// records must not be left behind by an upgrade.
+func TestDefaultStoreKeepsAnEarlierBoltFile(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("XDG_DATA_HOME", dir)
+	repl := caddy.NewReplacer()
+	pick := func() StoreConfig {
+		t.Helper()
+		c, err := StoreConfig{}.resolved(repl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	if c := pick(); c.Backend != "journal" || c.Path != filepath.Join(dir, "caddy", "paynorm", "paynorm.journal") {
+		t.Fatalf("fresh host: %+v", c)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "caddy", "paynorm"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "caddy", "paynorm", "paynorm.db"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if c := pick(); c.Backend != "bolt" || c.Path != filepath.Join(dir, "caddy", "paynorm", "paynorm.db") {
+		t.Fatalf("host with an earlier bolt file: %+v", c)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "caddy", "paynorm", "paynorm.journal"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if c := pick(); c.Backend != "journal" {
+		t.Fatalf("host with both: %+v", c)
+	}
 }

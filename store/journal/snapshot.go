@@ -125,6 +125,10 @@ func copyRecords(recs []snapRecord, put func(i int, frame []byte) error) error {
 	return nil
 }
 
+// snapshotSyncEvery is how much of a snapshot is written between two
+// fdatasyncs.
+const snapshotSyncEvery = 4 << 20
+
 // writeSnapshot writes the snapshot to a new file beside the journal and
 // syncs it; records are copied as they are (no decoding). It returns the
 // file, each record's offset in it and its size.
@@ -134,11 +138,24 @@ func (s *Store) writeSnapshot(sn *snapshot) (*os.File, []int64, int64, error) {
 		return nil, nil, 0, err
 	}
 	w := bufio.NewWriterSize(f, 1<<20)
-	var size int64
+	var size, synced int64
 	raw := func(b []byte) error {
 		n, err := w.Write(b)
 		size += int64(n)
-		return err
+		if err != nil {
+			return err
+		}
+		// Synced as it goes, a few MiB at a time: one fdatasync of the
+		// whole snapshot at the end would queue hundreds of MiB at the
+		// disk, and every payment's fdatasync behind them.
+		if size-synced >= snapshotSyncEvery {
+			if err := w.Flush(); err != nil {
+				return err
+			}
+			synced = size
+			return datasync(f)
+		}
+		return nil
 	}
 	var buf []byte
 	put := func(e *entry) error {
