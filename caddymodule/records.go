@@ -78,6 +78,15 @@ func (h *Handler) opLease(account string) time.Duration {
 	return h.callBudget(account, worstSequence...) + 30*time.Second
 }
 
+// ledgerOp describes an operation on the payment key of p's account. Its
+// provider calls go with the ticket's context (Overlap); a provider that
+// can be asked for the outcome again need not have it durable before the
+// answer (Rebuildable).
+func (h *Handler) ledgerOp(p providers.Provider, key, name string) ledger.Op {
+	return ledger.Op{ID: normalize.PaymentID(p.Account(), key), Account: p.Account(), Key: key, Name: name,
+		Lease: h.opLease(p.Account()), Overlap: true, Rebuildable: providers.Queryable(p)}
+}
+
 // createRecorded runs a create between its write-ahead order record and
 // the settlement of its outcome. An order that already has a payment is
 // answered with it (never charged again) or, when the request differs,
@@ -87,8 +96,8 @@ func (h *Handler) createRecorded(ctx context.Context, p providers.Provider, req 
 	// turn a clean answer into an unknown outcome.
 	ctx = context.WithoutCancel(ctx)
 	key := providers.CreateRecordKey(p, req.OrderID)
-	op := ledger.Op{ID: normalize.PaymentID(p.Account(), key), Account: p.Account(), Key: key, Name: ledger.OpCreate,
-		Seed: seed, Lease: h.opLease(p.Account()), Overlap: true, Rebuildable: providers.Queryable(p)}
+	op := h.ledgerOp(p, key, ledger.OpCreate)
+	op.Seed = seed
 	t, cur, err := h.ledger.Begin(ctx, op)
 	switch {
 	case errors.Is(err, ledger.ErrBusy):
@@ -150,7 +159,7 @@ func (h *Handler) followUp(ctx context.Context, p providers.Provider, key, name 
 			return nil, gerr
 		}
 	}
-	t, cur, err := h.ledger.Begin(ctx, ledger.Op{ID: id, Account: p.Account(), Key: key, Name: name, Lease: h.opLease(p.Account()), Overlap: true, Rebuildable: providers.Queryable(p)})
+	t, cur, err := h.ledger.Begin(ctx, h.ledgerOp(p, key, name))
 	switch {
 	case errors.Is(err, ledger.ErrBusy):
 		return nil, busy(p.Account(), cur)

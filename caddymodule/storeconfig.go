@@ -304,7 +304,7 @@ func parseStore(d *caddyfile.Dispenser) (*StoreConfig, error) {
 			}
 		}
 	default:
-		return nil, d.Errf("store: unknown backend %q (known: bolt, redis, memory)", c.Backend)
+		return nil, d.Errf("store: unknown backend %q (known: journal, bolt, redis, memory)", c.Backend)
 	}
 	return c, nil
 }

@@ -83,7 +83,7 @@ func (m *Memory) SwapPayment(_ context.Context, rec *PaymentRecord, events ...*E
 	if cur == nil && rec.Version != 0 || cur != nil && (rec.Version == 0 || cur.Version != rec.Version) {
 		return ErrConflict
 	}
-	c := cloneRecord(rec)
+	c := rec.Clone()
 	c.Version++
 	m.payments[rec.ID] = c
 	for _, ev := range events {
@@ -94,9 +94,9 @@ func (m *Memory) SwapPayment(_ context.Context, rec *PaymentRecord, events ...*E
 	return nil
 }
 
-// cloneRecord copies what a caller could still change through rec, so the
-// stored record changes only by SwapPayment.
-func cloneRecord(rec *PaymentRecord) *PaymentRecord {
+// Clone copies what a caller could still change through rec, so a stored
+// record changes only by SwapPayment.
+func (rec *PaymentRecord) Clone() *PaymentRecord {
 	c := *rec
 	c.Payment = append([]byte(nil), rec.Payment...)
 	if rec.Lease != nil {
@@ -114,7 +114,7 @@ func (m *Memory) GetPayment(_ context.Context, id string) (*PaymentRecord, error
 	if r == nil {
 		return nil, ErrNotFound
 	}
-	return cloneRecord(r), nil
+	return r.Clone(), nil
 }
 
 // Unresolved implements Store.
@@ -124,7 +124,7 @@ func (m *Memory) Unresolved(_ context.Context, limit int) ([]*PaymentRecord, err
 	var out []*PaymentRecord
 	for _, r := range m.payments {
 		if r.Unresolved() {
-			out = append(out, cloneRecord(r))
+			out = append(out, r.Clone())
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].CreatedAt.Before(out[j].CreatedAt) })

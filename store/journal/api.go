@@ -86,7 +86,7 @@ func (s *Store) SwapPayment(ctx context.Context, rec *store.PaymentRecord, event
 // decided and the change takes its place in the journal's order at once;
 // wait returns when it is durable. Readers of the record wait too.
 func (s *Store) SwapPaymentPipelined(_ context.Context, rec *store.PaymentRecord, events ...*store.Event) (func() error, error) {
-	next := cloneRecord(rec)
+	next := rec.Clone()
 	next.Version = rec.Version + 1
 	evs := make([]*store.Event, len(events))
 	for i, ev := range events {
@@ -119,18 +119,6 @@ func (s *Store) SwapPaymentPipelined(_ context.Context, rec *store.PaymentRecord
 	return g.wait, nil
 }
 
-// cloneRecord copies what a caller could change through rec, so a stored
-// record changes only by SwapPayment.
-func cloneRecord(rec *store.PaymentRecord) *store.PaymentRecord {
-	c := *rec
-	c.Payment = append([]byte(nil), rec.Payment...)
-	if rec.Lease != nil {
-		l := *rec.Lease
-		c.Lease = &l
-	}
-	return &c
-}
-
 // GetPayment implements store.Store.
 func (s *Store) GetPayment(_ context.Context, id string) (*store.PaymentRecord, error) {
 	e, err := s.read(func(st *state) *slot { return st.pays[id] })
@@ -140,7 +128,7 @@ func (s *Store) GetPayment(_ context.Context, id string) (*store.PaymentRecord, 
 	if e == nil || e.Rec == nil {
 		return nil, store.ErrNotFound
 	}
-	return cloneRecord(e.Rec), nil
+	return e.Rec.Clone(), nil
 }
 
 // Unresolved implements store.Store, oldest first.
@@ -162,7 +150,7 @@ func (s *Store) Unresolved(_ context.Context, limit int) ([]*store.PaymentRecord
 			return nil, err
 		}
 		if e != nil && e.Rec != nil && e.Rec.Unresolved() {
-			out = append(out, cloneRecord(e.Rec))
+			out = append(out, e.Rec.Clone())
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].CreatedAt.Before(out[j].CreatedAt) })

@@ -17,7 +17,6 @@ import (
 type snapshot struct {
 	epoch   uint64
 	fpKey   []byte
-	health  string
 	records []snapRecord
 	events  []*store.Event
 	dead    []*store.Event
@@ -35,7 +34,7 @@ type snapRecord struct {
 // they reach the new journal with the tail of the old one.
 func (s *Store) capture() *snapshot {
 	now := s.now()
-	sn := &snapshot{epoch: s.epoch, fpKey: s.fpKey, health: s.st.health,
+	sn := &snapshot{epoch: s.epoch, fpKey: s.fpKey,
 		records: make([]snapRecord, 0, len(s.st.pays)+len(s.st.idem)),
 		events:  make([]*store.Event, 0, len(s.st.events)), dead: make([]*store.Event, 0, len(s.st.dead))}
 	add := func(sl *slot) {
@@ -173,11 +172,6 @@ func (s *Store) writeSnapshot(sn *snapshot) (*os.File, []int64, int64, error) {
 		if err := put(&entry{Kind: kindMeta, Epoch: sn.epoch, FP: sn.fpKey}); err != nil {
 			return err
 		}
-		if sn.health != "" {
-			if err := put(&entry{Kind: kindHealth, Health: sn.health}); err != nil {
-				return err
-			}
-		}
 		if err := copyRecords(sn.records, func(i int, frame []byte) error {
 			offs[i] = size
 			return raw(frame)
@@ -234,15 +228,14 @@ func (s *Store) install(c *compaction) error {
 		if _, err := io.Copy(io.NewOffsetWriter(c.f, c.size), io.NewSectionReader(s.seg.f, c.from, n)); err != nil {
 			return err
 		}
-	}
-	if err := datasync(c.f); err != nil {
-		return err
+		if err := datasync(c.f); err != nil { // the snapshot itself is synced already
+			return err
+		}
 	}
 	if err := os.Rename(c.f.Name(), s.path); err != nil {
 		return err
 	}
 	s.switchTo(c.f, c.sn, c.offs, c.size, c.from, c.tail)
-	s.compactions.Add(1)
 	// Past the rename the new file is the journal: a directory that cannot
 	// be synced may bring the old one back after a crash, without what is
 	// written from now on, so nothing more may be acknowledged.
@@ -273,18 +266,18 @@ func (s *Store) switchTo(f *os.File, sn *snapshot, offs []int64, snapEnd, from i
 }
 
 // rewrite replaces the journal with a snapshot at once (at open, before
-// anything is served).
+// anything is served): an install with no tail.
 func (s *Store) rewrite(sn *snapshot) error {
 	f, offs, size, err := s.writeSnapshot(sn)
 	if err != nil {
 		return err
 	}
-	if err := os.Rename(f.Name(), s.path); err != nil {
+	err = s.install(&compaction{sn: sn, from: s.size, f: f, offs: offs, size: size})
+	if err != nil && s.seg.f != f { // not installed: the old journal stays
 		f.Close()
-		return err
+		os.Remove(f.Name())
 	}
-	s.switchTo(f, sn, offs, size, s.size, nil)
-	return syncDir(filepath.Dir(s.path))
+	return err
 }
 
 // compactStep starts a compaction when the journal has grown enough, and
@@ -313,7 +306,9 @@ func (s *Store) compactStep(wrote []*group, closing bool) {
 		}
 		err := c.err
 		if err == nil {
-			if err = s.install(c); err != nil && s.seg.f != c.f {
+			if err = s.install(c); err == nil {
+				s.compactions.Add(1)
+			} else if s.seg.f != c.f {
 				c.f.Close() // not installed: the old journal stays
 				os.Remove(c.f.Name())
 				err = nil

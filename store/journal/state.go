@@ -52,7 +52,6 @@ type state struct {
 	unresolved map[string]struct{}
 	events     map[string]held[*store.Event]
 	dead       map[string]held[*store.Event]
-	health     string
 	// hot is a ring of the slots written last; a slot pushed out of it
 	// lets its decoded entry go.
 	hot    []*slot
@@ -97,10 +96,7 @@ func (st *state) makeHot(sl *slot, e *entry) {
 // flusher starts).
 func (s *Store) apply(e *entry, p place) {
 	st := &s.st
-	var g *group
-	if p.g != nil {
-		g = p.g
-	}
+	g := p.g
 	switch e.Kind {
 	case kindMeta:
 		s.epoch = max(s.epoch, e.Epoch)
@@ -108,7 +104,7 @@ func (s *Store) apply(e *entry, p place) {
 			s.fpKey = e.FP
 		}
 	case kindHealth:
-		st.health = e.Health
+		// The probe's entry tests the write; its value is never read.
 	case kindIdem:
 		if e.Idem == nil {
 			return
