@@ -34,3 +34,4 @@ go test ./caddymodule -run '^$' -fuzz '^FuzzCanonicalJSON$'        -fuzztime "$F
 go test ./providers/gmo -run '^$' -fuzz '^FuzzAppendForm$'         -fuzztime "$FUZZTIME"
 go test ./providers/gmo -run '^$' -fuzz '^FuzzParseNotification$'  -fuzztime "$FUZZTIME"
 go test ./store/journal -run '^$' -fuzz '^FuzzJournalReplay$'    -fuzztime "$FUZZTIME"
+go test ./store/journal -run '^$' -fuzz '^FuzzEntryCodec$'       -fuzztime "$FUZZTIME"

@@ -57,7 +57,7 @@ func main() {
 	flag.DurationVar(&cfg.delay, "delay", 500*time.Millisecond, "simulator ExecTran latency during the memory test")
 	flag.Float64Var(&cfg.load, "load", 0.5, "fraction of the maximum throughput for the fixed-rate phases (the target is defined at 0.5)")
 	flag.StringVar(&cfg.bin, "bin", "", "use this paynorm binary instead of building ./cmd/paynorm")
-	flag.StringVar(&cfg.cpuprofile, "cpuprofile", "", "write a CPU profile of the paynorm process (create phase) to this file")
+	flag.StringVar(&cfg.cpuprofile, "cpuprofile", "", "write a CPU profile of the paynorm process (create phase) to this file; the other stores' go to this file with the store's name appended")
 	flag.BoolVar(&cfg.keep, "keep", false, "keep the temp dir with Caddyfiles and server logs")
 	flag.StringVar(&cfg.stores, "stores", "journal,bolt,memory", "paynorm stores to measure side by side, one process each; the first is the one the targets judge, memory (no durability) is the reference")
 	flag.BoolVar(&cfg.strict, "strict", false, "exit 1 when a target fails")
@@ -264,8 +264,12 @@ func run(cfg config) (bool, error) {
 						closedLoop(cfg.conc, cfg.warmup, do)
 					}
 					var prof *profileFetch
-					if in.store == defaultStore && !capture && turn == 0 && cfg.cpuprofile != "" {
-						prof = fetchProfile(in.admin, slice-500*time.Millisecond, cfg.cpuprofile)
+					if !capture && turn == 0 && cfg.cpuprofile != "" {
+						path := cfg.cpuprofile
+						if in.store != defaultStore {
+							path += "." + in.store // one profile per store, to compare
+						}
+						prof = fetchProfile(in.admin, slice-500*time.Millisecond, path)
 					}
 					sc.max.merge(measure(do, func(do op) sample { return closedLoop(cfg.conc, slice, do) }))
 					if prof != nil {

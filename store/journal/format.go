@@ -1,7 +1,6 @@
 package journal
 
 import (
-	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -17,7 +16,7 @@ var magic = []byte("PAYNORM-JOURNAL-1\n")
 
 // An entry is one change, framed as
 //
-//	uint32 little-endian payload length | uint32 CRC-32C of the payload | payload (JSON)
+//	uint32 little-endian payload length | uint32 CRC-32C of the payload | payload (codec.go)
 //
 // so a write cut short by a crash is recognised at the next open (a short
 // frame or a checksum that does not match) and cut off: it was never
@@ -69,31 +68,29 @@ func appendFrame(buf []byte, e *entry) ([]byte, error) {
 }
 
 // frameBuf is a pooled buffer holding one framed entry.
-type frameBuf struct{ bytes.Buffer }
+type frameBuf struct{ b []byte }
 
 var framePool = sync.Pool{New: func() any { return new(frameBuf) }}
 
 func (f *frameBuf) release() {
-	if f.Cap() <= 64<<10 {
+	if cap(f.b) <= 64<<10 {
 		framePool.Put(f)
 	}
 }
+
+// Bytes is the framed entry.
+func (f *frameBuf) Bytes() []byte { return f.b }
 
 // encodeFrame frames e in a pooled buffer (release it after use): the hot
 // path encodes without allocating a buffer per write.
 func encodeFrame(e *entry) (*frameBuf, error) {
 	f := framePool.Get().(*frameBuf)
-	f.Reset()
-	var h [frameHeader]byte
-	f.Write(h[:])
-	enc := json.NewEncoder(f)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(e); err != nil {
+	b, err := appendEntry(append(f.b[:0], 0, 0, 0, 0, 0, 0, 0, 0), e) // the header, filled in below
+	f.b = b
+	if err != nil {
 		f.release()
 		return nil, err
 	}
-	f.Truncate(f.Len() - 1) // Encode's newline
-	b := f.Bytes()
 	payload := b[frameHeader:]
 	binary.LittleEndian.PutUint32(b[0:4], uint32(len(payload)))
 	binary.LittleEndian.PutUint32(b[4:8], crc32.Checksum(payload, castagnoli))
@@ -133,9 +130,22 @@ func readFrame(r io.Reader, buf []byte) (*entry, []byte, int, error) {
 	if crc32.Checksum(buf, castagnoli) != binary.LittleEndian.Uint32(h[4:8]) {
 		return nil, buf, n + m, errTorn
 	}
-	var e entry
-	if err := json.Unmarshal(buf, &e); err != nil || e.Kind == "" {
+	e, err := decodePayload(buf)
+	if err != nil {
 		return nil, buf, n + m, errTorn
 	}
-	return &e, buf, n + m, nil
+	return e, buf, n + m, nil
+}
+
+// decodePayload decodes a binary payload, or the JSON of an entry an
+// earlier version wrote.
+func decodePayload(p []byte) (*entry, error) {
+	if p[0] != '{' {
+		return decodeEntry(p)
+	}
+	var e entry
+	if err := json.Unmarshal(p, &e); err != nil || e.Kind == "" {
+		return nil, errBadEntry
+	}
+	return &e, nil
 }

@@ -2,6 +2,8 @@ package journal
 
 import (
 	"context"
+	"encoding/binary"
+	"hash/crc32"
 	"os"
 	"path/filepath"
 	"testing"
@@ -20,6 +22,12 @@ func FuzzJournalReplay(f *testing.F) {
 	f.Add(append(append([]byte(nil), good...), pay...))
 	f.Add(append(append([]byte(nil), good...), pay[:len(pay)-2]...))
 	f.Add(append(append([]byte(nil), good...), []byte{0xff, 0xff, 0xff, 0x7f, 0, 0, 0, 0}...))
+	// An entry as earlier versions wrote it (JSON).
+	old := []byte(`{"k":"pay","rec":{"id":"gmo_J","version":1,"status":"pending","payment":"e30="}}`)
+	h := make([]byte, frameHeader, frameHeader+len(old))
+	binary.LittleEndian.PutUint32(h[0:4], uint32(len(old)))
+	binary.LittleEndian.PutUint32(h[4:8], crc32.Checksum(old, castagnoli))
+	f.Add(append(append([]byte(nil), good...), append(h, old...)...))
 	f.Fuzz(func(t *testing.T, tail []byte) {
 		ctx := context.Background()
 		path := filepath.Join(t.TempDir(), "j")
