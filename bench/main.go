@@ -101,6 +101,66 @@ type instance struct {
 	create, capture  *scenario
 	createOp, capOp  op
 	halfCreate, half *halfRun // the fixed-rate samples (create, capture)
+	// journal is what a journal store did in each phase.
+	journal map[string]*journalUse
+}
+
+// journalUse is what the journal store did during a phase: its fdatasyncs
+// and how many of its groups were held back to fill while paynorm was
+// CPU-bound, from paynorm's metrics.
+type journalUse struct{ syncs, gathered, requests float64 }
+
+// watchJournal counts what the journal did while run ran, under phase.
+func (in *instance) watchJournal(phase string, run func() sample) sample {
+	if in.store != "journal" {
+		return run()
+	}
+	s0, g0, ok0 := journalCounters(in.admin)
+	smp := run()
+	s1, g1, ok1 := journalCounters(in.admin)
+	if ok0 && ok1 {
+		if in.journal == nil {
+			in.journal = map[string]*journalUse{}
+		}
+		u := in.journal[phase]
+		if u == nil {
+			u = &journalUse{}
+			in.journal[phase] = u
+		}
+		u.syncs += s1 - s0
+		u.gathered += g1 - g0
+		u.requests += float64(smp.n)
+	}
+	return smp
+}
+
+// journalCounters reads paynorm_journal_fdatasyncs_total and
+// paynorm_journal_gathered_total from paynorm's admin metrics.
+func journalCounters(admin int) (syncs, gathered float64, ok bool) {
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", admin))
+	if err != nil {
+		return 0, 0, false
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, 0, false
+	}
+	found := 0
+	for _, line := range strings.Split(string(b), "\n") {
+		name, val, _ := strings.Cut(line, " ")
+		v, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
+		if err != nil {
+			continue
+		}
+		switch name {
+		case "paynorm_journal_fdatasyncs_total":
+			syncs, found = v, found+1
+		case "paynorm_journal_gathered_total":
+			gathered, found = v, found+1
+		}
+	}
+	return syncs, gathered, found == 2
 }
 
 // halfRun is one fixed-rate phase: every paynorm instance, the simulator
@@ -271,7 +331,13 @@ func run(cfg config) (bool, error) {
 						}
 						prof = fetchProfile(in.admin, slice-500*time.Millisecond, path)
 					}
-					sc.max.merge(measure(do, func(do op) sample { return closedLoop(cfg.conc, slice, do) }))
+					phase := "create, maximum"
+					if capture {
+						phase = "capture, maximum"
+					}
+					sc.max.merge(in.watchJournal(phase, func() sample {
+						return measure(do, func(do op) sample { return closedLoop(cfg.conc, slice, do) })
+					}))
 					if prof != nil {
 						prof.wait()
 					}
@@ -325,7 +391,9 @@ func run(cfg config) (bool, error) {
 					if capture {
 						do = in.capOp
 					}
-					n := measure(do, func(do op) sample { return fixedRate(h.rate, slice, do) })
+					n := in.watchJournal(what+", fixed rate", func() sample {
+						return measure(do, func(do op) sample { return fixedRate(h.rate, slice, do) })
+					})
 					h.perRound[in.store] = append(h.perRound[in.store], addedP99(n, p, d, calls))
 					h.paynorm[in.store].merge(n)
 				}
@@ -456,6 +524,17 @@ func run(cfg config) (bool, error) {
 			row(sc.label, 2, *h.paynorm[in.store], in.srv, sim)
 		}
 		row("(b) reverse_proxy at 2x: same calls/s", 1, h.hopCalls, proxy, sim)
+	}
+	for _, in := range pns {
+		if len(in.journal) == 0 {
+			continue
+		}
+		fmt.Printf("\nThe journal's fdatasyncs (paynorm_journal_fdatasyncs_total; held back: groups that waited to fill while paynorm was CPU-bound)\n")
+		for _, phase := range []string{"create, maximum", "capture, maximum", "create, fixed rate", "capture, fixed rate"} {
+			if u := in.journal[phase]; u != nil && u.requests > 0 {
+				fmt.Printf("  %-20s %6.3f per request, %5.1f%% of them held back\n", phase, u.syncs/u.requests, 100*u.gathered/max(1, u.syncs))
+			}
+		}
 	}
 	fmt.Printf("\nMemory: %d create-payments sent at once for a target of %d in flight (simulator ExecTran delayed %s), a fresh paynorm process and store each\n", sent, cfg.inflight, cfg.delay)
 	for _, kind := range memStores {

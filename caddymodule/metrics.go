@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/paynorm/paynorm/providers"
+	"github.com/paynorm/paynorm/store/journal"
 )
 
 // metrics are created once per process and registered on every config's
@@ -19,6 +20,8 @@ type metrics struct {
 	requests    *prometheus.CounterVec
 	kickbacks   *prometheus.CounterVec
 	deadLetters prometheus.Counter
+	// journalSyncs and journalGathered read the open journals' counters.
+	journalSyncs, journalGathered prometheus.CounterFunc
 }
 
 var (
@@ -58,6 +61,14 @@ func sharedMetrics() *metrics {
 				Namespace: "paynorm", Name: "webhook_dead_letters_total",
 				Help: "Webhook events given up on after notify_max_attempts or notify_max_age (admin API: GET /paynorm/dead_letters).",
 			}),
+			journalSyncs: prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Namespace: "paynorm", Name: "journal_fdatasyncs_total",
+				Help: "Groups of changes the journal store wrote with one fdatasync each.",
+			}, func() float64 { return journalStat(func(s journal.Stats) int64 { return s.Flushes }) }),
+			journalGathered: prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Namespace: "paynorm", Name: "journal_gathered_total",
+				Help: "Journal groups held back to fill (up to 6 ms) because paynorm was CPU-bound.",
+			}, func() float64 { return journalStat(func(s journal.Stats) int64 { return s.Gathered }) }),
 		}
 	})
 	return pm
@@ -68,7 +79,8 @@ func (m *metrics) register(reg prometheus.Registerer) error {
 	if reg == nil {
 		return nil
 	}
-	for _, c := range []prometheus.Collector{m.calls, m.latency, m.breaker, m.rateLimited, m.requests, m.kickbacks, m.deadLetters} {
+	for _, c := range []prometheus.Collector{m.calls, m.latency, m.breaker, m.rateLimited, m.requests, m.kickbacks, m.deadLetters,
+		m.journalSyncs, m.journalGathered} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {
@@ -77,6 +89,18 @@ func (m *metrics) register(reg prometheus.Registerer) error {
 		}
 	}
 	return nil
+}
+
+// journalStat sums one counter over the journals open in this process.
+func journalStat(of func(journal.Stats) int64) float64 {
+	var n int64
+	openStores.Range(func(_, v any) bool {
+		if j, ok := v.(*storeState).store.(*journal.Store); ok {
+			n += of(j.Stats())
+		}
+		return true
+	})
+	return float64(n)
 }
 
 func (m *metrics) observe(ci providers.CallInfo) {

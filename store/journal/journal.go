@@ -55,6 +55,10 @@ type Options struct {
 	// Hot is how many recently written records stay decoded in memory
 	// (default 1024); the others are read from the file when asked for.
 	Hot int
+	// Gather is how long, while this process is CPU-bound, the flusher
+	// lets a group fill (counted from its first change) before writing it
+	// (default DefaultGather; negative: never wait). See gather.go.
+	Gather time.Duration
 }
 
 // Store is a store.Store in one journal file with its index in memory.
@@ -62,6 +66,7 @@ type Store struct {
 	path      string
 	lock      *os.File
 	compactAt int64
+	gather    time.Duration
 	now       func() time.Time
 	// Recovered is how many bytes of an unfinished write Open cut off the
 	// end of the journal (0: none), and TornCopy the file it saved them to.
@@ -95,6 +100,10 @@ type Store struct {
 	wake    chan struct{} // capacity 1: "a group may have changes"
 	done    chan struct{} // closed when the flusher has ended
 	flushes atomic.Int64  // flushes so far, for tests
+	// gathered counts flushes that waited for a group to fill, for tests.
+	gathered atomic.Int64
+	// saturated says whether the process is CPU-bound (flusher only).
+	saturated func() bool
 	// compactions counts snapshots installed while serving, for tests.
 	compactions atomic.Int64
 	// compaction is the snapshot being written in the background (flusher
@@ -115,9 +124,11 @@ const maxGroupBytes = 256 << 10
 // group is the changes that go to the disk in one write and one
 // fdatasync. done is closed once they are durable (err nil) or lost.
 type group struct {
-	buf  []byte
-	done chan struct{}
-	err  error
+	buf []byte
+	// first is when the group's first change came (for the gather window).
+	first time.Time
+	done  chan struct{}
+	err   error
 	// Where buf went, set before done is closed; nil seg: its changes went
 	// into a snapshot, whose records carry their own place.
 	seg  *segment
@@ -185,6 +196,9 @@ func Open(path string, opt Options) (*Store, error) {
 	if opt.Hot <= 0 {
 		opt.Hot = DefaultHot
 	}
+	if opt.Gather == 0 {
+		opt.Gather = DefaultGather
+	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, err
 	}
@@ -192,7 +206,7 @@ func Open(path string, opt Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{path: path, lock: lock, compactAt: opt.CompactAt, prealloc: opt.Prealloc, now: time.Now, st: newState(opt.Hot),
+	s := &Store{saturated: newSaturation().saturated, path: path, lock: lock, compactAt: opt.CompactAt, prealloc: opt.Prealloc, gather: opt.Gather, now: time.Now, st: newState(opt.Hot),
 		open: &group{done: make(chan struct{})}, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	if err := s.load(); err != nil {
 		unlockFile(lock)
@@ -333,6 +347,9 @@ func (s *Store) change(e *entry, frame []byte) (*group, error) {
 	}
 	g := s.open
 	at := int64(len(g.buf))
+	if at == 0 {
+		g.first = time.Now()
+	}
 	g.buf = append(g.buf, frame...)
 	s.apply(e, place{g: g, off: at, n: int64(len(frame)), hot: true})
 	if len(g.buf) >= maxGroupBytes {
@@ -367,6 +384,7 @@ func (s *Store) flusher() {
 	defer close(s.done)
 	for range s.wake {
 		for {
+			s.gatherWait()
 			s.mu.Lock()
 			gs := s.sealed
 			if len(s.open.buf) > 0 {
@@ -475,3 +493,17 @@ func (s *Store) Path() string { return s.path }
 
 // Flushes counts the flushes so far (for tests and benchmarks).
 func (s *Store) Flushes() int64 { return s.flushes.Load() }
+
+// Stats are counters of the journal's work since it was opened.
+type Stats struct {
+	// Flushes are groups written with one fdatasync each.
+	Flushes int64
+	// Gathered are flushes that waited for their group to fill because
+	// the process was CPU-bound (gather.go).
+	Gathered int64
+}
+
+// Stats returns the journal's counters (for metrics).
+func (s *Store) Stats() Stats {
+	return Stats{Flushes: s.flushes.Load(), Gathered: s.gathered.Load()}
+}
