@@ -1,14 +1,16 @@
 // Package journal is the embedded store backend: every change is appended
 // to one file, written and fdatasync'd before it is acknowledged, and an
-// index in memory says where each record's latest entry is. Changes that
-// arrive while a write is on its way to the disk wait and go to the disk
-// together, so under load one fdatasync covers many changes, and an idle
-// store pays one fdatasync per change (Redis's append-only file with
-// "appendfsync always" and Bitcask's in-memory key directory are the same
-// ideas). Records recently written are kept decoded in memory; older ones
-// are read back from the file (the page cache). The file is rewritten as a
-// snapshot of the live records when it has grown past twice its last
-// snapshot (and CompactAt). Only one process can open a journal at a time.
+// index in memory says where each record's latest entry is (Redis's
+// append-only file with "appendfsync always" and Bitcask's in-memory key
+// directory are the same ideas). Changes that arrive while a write is on
+// its way to the disk wait and go to the disk together, so under load one
+// fdatasync covers many changes and an idle store pays one per change;
+// while the process is CPU-bound a group also waits a few milliseconds to
+// fill (gather.go). Records recently written are kept decoded in memory;
+// older ones are read back from the file (the page cache). The file is
+// rewritten as a snapshot of the live records when it has grown past twice
+// its last snapshot (and CompactAt). Only one process can open a journal
+// at a time.
 package journal
 
 import (
@@ -99,8 +101,8 @@ type Store struct {
 
 	wake    chan struct{} // capacity 1: "a group may have changes"
 	done    chan struct{} // closed when the flusher has ended
-	flushes atomic.Int64  // flushes so far, for tests
-	// gathered counts flushes that waited for a group to fill, for tests.
+	flushes atomic.Int64  // flushes so far (Stats)
+	// gathered counts flushes that waited for a group to fill (Stats).
 	gathered atomic.Int64
 	// saturated says whether the process is CPU-bound (flusher only).
 	saturated func() bool
