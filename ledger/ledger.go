@@ -137,16 +137,38 @@ type Decide func(cur *Entry) (Decision, error)
 // Update runs one read-decide-swap cycle until it wins or decide declines.
 // It returns the record as stored afterwards.
 func (l *Ledger) Update(ctx context.Context, id string, src Source, decide Decide) (*Entry, error) {
-	e, _, err := l.update(ctx, id, src, decide, false)
+	e, _, err := l.update(ctx, id, src, decide, durableNow)
 	return e, err
 }
 
 // durable is the wait of a write that returned durable already.
 func durable() error { return nil }
 
-// update is Update; with pipelined, on a store.Pipelined backend, it
-// returns once the write is decided and durable waits for the disk.
-func (l *Ledger) update(ctx context.Context, id string, src Source, decide Decide, pipelined bool) (*Entry, func() error, error) {
+// durability says when update returns, on a store.Pipelined backend.
+type durability int
+
+const (
+	// durableNow: once the write is durable (every backend).
+	durableNow durability = iota
+	// pipelined: once it is decided; the wait update returns waits for
+	// the disk.
+	pipelined
+	// deferred: once it is decided; it goes to the disk with the next
+	// write somebody waits for (nobody waits for this one).
+	deferred
+)
+
+// durableUnless is mode when allowed, else durableNow.
+func durableUnless(allowed bool, mode durability) durability {
+	if allowed {
+		return mode
+	}
+	return durableNow
+}
+
+// update is Update, returning as mode says (on a store.Pipelined backend;
+// other backends are durable before it returns).
+func (l *Ledger) update(ctx context.Context, id string, src Source, decide Decide, mode durability) (*Entry, func() error, error) {
 	for range maxRaces {
 		cur, err := l.read(ctx, id)
 		if err != nil {
@@ -177,9 +199,13 @@ func (l *Ledger) update(ctx context.Context, id string, src Source, decide Decid
 		}
 		evs := l.eventsFor(cur, next, src, d)
 		wait := durable
-		if p, ok := l.st.(store.Pipelined); ok && pipelined {
+		p, ok := l.st.(store.Pipelined)
+		switch {
+		case ok && mode == pipelined:
 			wait, err = p.SwapPaymentPipelined(ctx, next.Rec, evs...)
-		} else {
+		case ok && mode == deferred:
+			err = p.SwapPaymentDeferred(ctx, next.Rec, evs...)
+		default:
 			err = l.st.SwapPayment(ctx, next.Rec, evs...)
 		}
 		if errors.Is(err, store.ErrConflict) {

@@ -486,7 +486,10 @@ func (m *model) beginCreate(t *rapid.T) {
 	id := orderRecID(order)
 	before := m.get(t, id)
 	inst, l := m.inst(t)
-	tk, e, err := l.Begin(m.ctx, Op{Name: OpCreate, ID: id, Account: mAccount, Key: "order." + order, Seed: seed, Lease: mLease, Overlap: true})
+	// Rebuildable: the outcome is deferred on the journal (it goes to the
+	// disk with the next write somebody waits for).
+	rebuildable := rapid.Bool().Draw(t, "rebuildable")
+	tk, e, err := l.Begin(m.ctx, Op{Name: OpCreate, ID: id, Account: mAccount, Key: "order." + order, Seed: seed, Lease: mLease, Overlap: true, Rebuildable: rebuildable})
 	m.logf(t, "beginCreate@%d order %s %d+%d %s: err=%v", inst, order, am, tx, capture, err)
 	switch {
 	case errors.Is(err, errInjected):
@@ -529,7 +532,8 @@ func (m *model) beginFollowUp(t *rapid.T) {
 	id := gidRecID(gid)
 	before := m.get(t, id)
 	inst, l := m.inst(t)
-	tk, _, err := l.Begin(m.ctx, Op{Name: name, ID: id, Account: mAccount, Key: gid, Lease: mLease, Overlap: true})
+	rebuildable := rapid.Bool().Draw(t, "rebuildable")
+	tk, _, err := l.Begin(m.ctx, Op{Name: name, ID: id, Account: mAccount, Key: gid, Lease: mLease, Overlap: true, Rebuildable: rebuildable})
 	m.logf(t, "begin@%d %s on %s: err=%v", inst, name, id, err)
 	switch {
 	case errors.Is(err, errInjected):

@@ -148,7 +148,7 @@ func (l *Ledger) Begin(ctx context.Context, op Op) (*Ticket, *Entry, error) {
 			}
 			cur.Rec.Lease, cur.Rec.Op = lease, op.Name
 			return Decision{Next: cur, Quiet: true}, nil
-		}, op.Overlap)
+		}, durableUnless(op.Overlap, pipelined))
 		if errors.Is(err, ErrBusy) {
 			// Held by an operation of another instance (the store's lease).
 			select {
@@ -212,9 +212,10 @@ func (l *Ledger) Settle(ctx context.Context, t *Ticket, pay *normalize.Payment, 
 		return l.settleElsewhere(ctx, t, ev)
 	}
 	// A provider that can tell the outcome again lets the answer go before
-	// the outcome is durable (the write is decided and ordered, and every
-	// reader of the record waits for it): a crash then leaves the durable
-	// write-ahead record, which the resolver settles from the provider.
+	// the outcome is durable (the write is decided and ordered, goes to the
+	// disk with the next write somebody waits for, and every reader of the
+	// record waits for it): a crash then leaves the durable write-ahead
+	// record, which the resolver settles from the provider.
 	e, _, err := l.update(ctx, t.op.ID, FromOperation, func(cur *Entry) (Decision, error) {
 		if cur.Rec == nil {
 			return Decision{}, store.ErrNotFound
@@ -257,7 +258,7 @@ func (l *Ledger) Settle(ctx context.Context, t *Ticket, pay *normalize.Payment, 
 			}
 		}
 		return Decision{Next: cur}, nil
-	}, t.op.Rebuildable)
+	}, durableUnless(t.op.Rebuildable, deferred))
 	return e, err
 }
 

@@ -91,6 +91,11 @@ type Pipelined interface {
 	// compare-and-set is decided; wait returns once the write is durable
 	// (or why it never will be).
 	SwapPaymentPipelined(ctx context.Context, rec *PaymentRecord, events ...*Event) (wait func() error, err error)
+	// SwapPaymentDeferred is SwapPaymentPipelined for a write nobody waits
+	// for now: it goes to the disk with the next write somebody waits for,
+	// or within a few milliseconds, instead of costing a disk flush of its
+	// own. Readers of the record still wait until it is durable.
+	SwapPaymentDeferred(ctx context.Context, rec *PaymentRecord, events ...*Event) error
 }
 
 // Lease is an operation's hold on one payment record.

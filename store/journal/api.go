@@ -86,6 +86,23 @@ func (s *Store) SwapPayment(ctx context.Context, rec *store.PaymentRecord, event
 // decided and the change takes its place in the journal's order at once;
 // wait returns when it is durable. Readers of the record wait too.
 func (s *Store) SwapPaymentPipelined(_ context.Context, rec *store.PaymentRecord, events ...*store.Event) (func() error, error) {
+	g, err := s.swap(rec, events, false)
+	if err != nil {
+		return nil, err
+	}
+	return g.wait, nil
+}
+
+// SwapPaymentDeferred implements store.Pipelined: the change is decided
+// and ordered, and waits for the next flush somebody needs (or deferMax).
+func (s *Store) SwapPaymentDeferred(_ context.Context, rec *store.PaymentRecord, events ...*store.Event) error {
+	_, err := s.swap(rec, events, true)
+	return err
+}
+
+// swap decides the compare-and-set and appends the change to the open
+// group, which it returns.
+func (s *Store) swap(rec *store.PaymentRecord, events []*store.Event, deferred bool) (*group, error) {
 	next := rec.Clone()
 	next.Version = rec.Version + 1
 	evs := make([]*store.Event, len(events))
@@ -110,13 +127,13 @@ func (s *Store) SwapPaymentPipelined(_ context.Context, rec *store.PaymentRecord
 		s.mu.Unlock()
 		return nil, store.ErrConflict
 	}
-	g, err := s.change(e, frame.Bytes())
+	g, err := s.changeAs(e, frame.Bytes(), deferred)
 	s.mu.Unlock()
 	if err != nil {
 		return nil, err
 	}
 	rec.Version = next.Version
-	return g.wait, nil
+	return g, nil
 }
 
 // GetPayment implements store.Store.

@@ -100,3 +100,71 @@ func TestSaturationFollowsSchedulingLatency(t *testing.T) {
 	wg.Wait()
 	within(false)
 }
+
+// A deferred write costs no fdatasync of its own: it goes to the disk with
+// the next write somebody waits for, when a reader waits for it, or after
+// deferMax; and it is never lost to a clean close.
+func TestDeferredWriteRidesWithTheNextFlush(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "paynorm.journal")
+	s := open(t, path, Options{Gather: -1})
+	rec := &store.PaymentRecord{ID: "gmo_D", Status: "pending"}
+	if err := s.SwapPayment(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	s.mu.Lock()
+	s.deferAfter = time.Hour // only the next waited write may flush it
+	s.mu.Unlock()
+	flushes := s.Flushes()
+	rec.Status = "authorized"
+	if err := s.SwapPaymentDeferred(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	// Another write that is waited for carries the deferred one.
+	if err := s.SwapPayment(ctx, &store.PaymentRecord{ID: "gmo_E", Status: "pending"}); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.Flushes() - flushes; n != 1 {
+		t.Fatalf("a deferred and a waited write took %d flushes, want 1", n)
+	}
+	// A reader waits for a deferred write and has it written now.
+	rec.Status = "captured"
+	if err := s.SwapPaymentDeferred(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	got, err := s.GetPayment(ctx, "gmo_D")
+	if err != nil || got.Status != "captured" || got.Version != 3 {
+		t.Fatalf("read %+v %v", got, err)
+	}
+	if d := time.Since(t0); d >= deferMax*4 {
+		t.Logf("a reader waited %v for a deferred write", d) // a slow disk, not a rule
+	}
+	// Alone, a deferred write is flushed within deferMax.
+	s.mu.Lock()
+	s.deferAfter, s.deferArmed = deferMax, false // forget the hour-long timer
+	s.mu.Unlock()
+	flushes = s.Flushes()
+	rec.Status = "refunded"
+	if err := s.SwapPaymentDeferred(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for s.Flushes() == flushes {
+		if time.Now().After(deadline) {
+			t.Fatal("a deferred write alone was never flushed")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// And Close writes what is deferred.
+	rec.Status = "canceled"
+	if err := s.SwapPaymentDeferred(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s = open(t, path, Options{})
+	defer s.Close()
+	if got, err := s.GetPayment(ctx, "gmo_D"); err != nil || got.Status != "canceled" || got.Version != 5 {
+		t.Fatalf("after reopen %+v %v", got, err)
+	}
+}

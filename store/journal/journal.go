@@ -98,8 +98,11 @@ type Store struct {
 	free   [][]byte // buffers of written groups, for new ones
 	broken error    // set by a failed write: nothing is served after it
 	closed bool
+	// deferArmed: a timer will poke the flusher for deferred changes.
+	deferArmed bool
+	deferAfter time.Duration // deferMax; longer in tests
 
-	wake    chan struct{} // capacity 1: "a group may have changes"
+	wake    chan struct{} // capacity 1: "a group may have changes"; never closed
 	done    chan struct{} // closed when the flusher has ended
 	flushes atomic.Int64  // flushes so far (Stats)
 	// gathered counts flushes that waited for a group to fill (Stats).
@@ -126,6 +129,7 @@ const maxGroupBytes = 256 << 10
 // group is the changes that go to the disk in one write and one
 // fdatasync. done is closed once they are durable (err nil) or lost.
 type group struct {
+	s   *Store
 	buf []byte
 	// first is when the group's first change came (for the gather window).
 	first time.Time
@@ -138,10 +142,18 @@ type group struct {
 }
 
 // wait returns once g is durable; nil g is a change read from the file.
+// A group not yet written may hold deferred changes only: waiting for it
+// asks the flusher to write it now.
 func (g *group) wait() error {
 	if g == nil {
 		return nil
 	}
+	select {
+	case <-g.done:
+		return g.err
+	default:
+	}
+	g.s.poke()
 	<-g.done
 	return g.err
 }
@@ -209,7 +221,8 @@ func Open(path string, opt Options) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{saturated: newSaturation().saturated, path: path, lock: lock, compactAt: opt.CompactAt, prealloc: opt.Prealloc, gather: opt.Gather, now: time.Now, st: newState(opt.Hot),
-		open: &group{done: make(chan struct{})}, wake: make(chan struct{}, 1), done: make(chan struct{})}
+		wake: make(chan struct{}, 1), done: make(chan struct{})}
+	s.open, s.deferAfter = s.newGroup(), deferMax
 	if err := s.load(); err != nil {
 		unlockFile(lock)
 		if s.seg != nil {
@@ -329,16 +342,27 @@ func (s *Store) usable() error {
 // newGroup starts a group, with a buffer of a written one when there is
 // one. Called with mu.
 func (s *Store) newGroup() *group {
-	g := &group{done: make(chan struct{})}
+	g := &group{s: s, done: make(chan struct{})}
 	if n := len(s.free); n > 0 {
 		g.buf, s.free = s.free[n-1], s.free[:n-1]
 	}
 	return g
 }
 
+// deferMax bounds how long a deferred change waits for a flush somebody
+// needs before it is flushed on its own.
+const deferMax = 5 * time.Millisecond
+
 // change applies e, framed in frame (nil: encoded here), and adds it to the
 // open group. Called with mu; the caller waits for the group it returns.
 func (s *Store) change(e *entry, frame []byte) (*group, error) {
+	return s.changeAs(e, frame, false)
+}
+
+// changeAs is change; a deferred change does not wake the flusher: it goes
+// with the next change somebody waits for, the first reader that waits
+// for it, or after deferMax.
+func (s *Store) changeAs(e *entry, frame []byte, deferred bool) (*group, error) {
 	if frame == nil {
 		f, err := encodeFrame(e)
 		if err != nil {
@@ -357,12 +381,29 @@ func (s *Store) change(e *entry, frame []byte) (*group, error) {
 	if len(g.buf) >= maxGroupBytes {
 		s.sealed = append(s.sealed, g)
 		s.open = s.newGroup()
+		deferred = false
 	}
+	if !deferred {
+		s.poke()
+	} else if !s.deferArmed {
+		s.deferArmed = true
+		time.AfterFunc(s.deferAfter, func() {
+			s.mu.Lock()
+			s.deferArmed = false
+			s.mu.Unlock()
+			s.poke()
+		})
+	}
+	return g, nil
+}
+
+// poke tells the flusher there may be changes to write. The channel is
+// never closed, so a poke after Close is harmless.
+func (s *Store) poke() {
 	select {
 	case s.wake <- struct{}{}:
 	default: // the flusher is already told
 	}
-	return g, nil
 }
 
 // commit applies e under the lock and waits until it is durable.
@@ -407,6 +448,7 @@ func (s *Store) flusher() {
 			if err == nil {
 				err = s.write(gs)
 			}
+			s.flushes.Add(1) // before the writers learn of it: tests count on it
 			s.mu.Lock()
 			if err != nil && s.broken == nil {
 				s.broken = err
@@ -421,7 +463,6 @@ func (s *Store) flusher() {
 				g.buf = nil
 			}
 			s.mu.Unlock()
-			s.flushes.Add(1)
 			if err == nil {
 				s.compactStep(gs, false)
 			}
@@ -471,11 +512,7 @@ func (s *Store) Close() error {
 	}
 	s.closed = true
 	s.mu.Unlock()
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
-	close(s.wake)
+	s.poke()
 	<-s.done
 	s.extWG.Wait()
 	s.seg.mu.Lock()
