@@ -32,6 +32,7 @@ type saturation struct {
 	prev    []uint64
 	at      time.Time
 	verdict bool
+	last    bool // the last window's own verdict
 }
 
 // satWindow is how often the verdict is renewed, from the goroutines
@@ -68,8 +69,11 @@ func (sa *saturation) saturated() bool {
 		}
 	}
 	copy(sa.prev, h.Counts)
-	// Too few goroutines scheduled to judge is an idle process.
-	sa.verdict = all >= 32 && slow*8 >= all
+	// Too few goroutines scheduled to judge is an idle process. Two windows
+	// in a row must say so: a moment's spike at half load (a collection,
+	// another process) is no reason to hold payments back.
+	slowNow := all >= 32 && slow*8 >= all
+	sa.verdict, sa.last = slowNow && sa.last, slowNow
 	return sa.verdict
 }
 
