@@ -212,24 +212,16 @@ func (d *decoder) present() bool {
 	return false
 }
 
-func (d *decoder) uvarint() uint64 {
-	if d.bad {
-		return 0
-	}
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.bad = true
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
+func (d *decoder) uvarint() uint64 { return number(d, binary.Uvarint) }
 
-func (d *decoder) varint() int64 {
+func (d *decoder) varint() int64 { return number(d, binary.Varint) }
+
+// number reads one varint with read (binary.Uvarint or binary.Varint).
+func number[T uint64 | int64](d *decoder, read func([]byte) (T, int)) T {
 	if d.bad {
 		return 0
 	}
-	v, n := binary.Varint(d.b)
+	v, n := read(d.b)
 	if n <= 0 {
 		d.bad = true
 		return 0
