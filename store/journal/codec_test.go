@@ -121,7 +121,7 @@ func TestJournalReadsEarlierJSONEntries(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "paynorm.journal")
 	fp := store.NewFingerprintKey()
 	created := time.Date(2026, 11, 30, 9, 0, 0, 123456789, time.UTC)
-	old := append([]byte(nil), magic...)
+	old := append([]byte(nil), magicJSON...)
 	old = append(old, jsonFrame(t, &entry{Kind: kindMeta, Epoch: 4, FP: fp})...)
 	old = append(old, jsonFrame(t, &entry{Kind: kindSnapshot})...)
 	old = append(old, jsonFrame(t, &entry{Kind: kindPayment, Rec: &store.PaymentRecord{ID: "gmo_old", Version: 2, Account: "gmo", Key: "old",
@@ -156,6 +156,18 @@ func TestJournalReadsEarlierJSONEntries(t *testing.T) {
 		t.Fatalf("an earlier version's entries were cut (%d bytes)", s.Recovered)
 	}
 	check(s, 2)
+	// Rewritten under the new magic at once: the version that wrote the
+	// file refuses it rather than cutting binary entries off as damage.
+	head := make([]byte, len(magic))
+	if f, err := os.Open(path); err != nil {
+		t.Fatal(err)
+	} else {
+		f.Read(head)
+		f.Close()
+	}
+	if string(head) != string(magic) {
+		t.Fatalf("the JSON-era file still starts with %q", head)
+	}
 	rec, _ := s.GetPayment(ctx, "gmo_old")
 	rec.Status = "captured"
 	if err := s.SwapPayment(ctx, rec); err != nil {

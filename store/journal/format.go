@@ -11,8 +11,14 @@ import (
 	"github.com/paynorm/paynorm/store"
 )
 
-// magic starts every journal file: a file without it is not one.
-var magic = []byte("PAYNORM-JOURNAL-1\n")
+// magic starts every journal file: a file without it is not one. A
+// version number per entry format: a paynorm that knows only JSON entries
+// (magicJSON) refuses a file of binary ones instead of cutting them off as
+// damage, so rolling back an upgrade loses nothing.
+var (
+	magic     = []byte("PAYNORM-JOURNAL-2\n")
+	magicJSON = []byte("PAYNORM-JOURNAL-1\n") // entries in JSON (until 2026-12-01)
+)
 
 // An entry is one change, framed as
 //

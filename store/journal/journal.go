@@ -80,6 +80,7 @@ type Store struct {
 	seg      *segment
 	size     int64 // bytes of entries in seg (the zeros after them are space)
 	snapSize int64 // size of seg right after its snapshot
+	jsonFile bool  // seg was written before the binary codec (magicJSON)
 
 	// extMu serializes growing the preallocated space (in the background)
 	// with the flusher going past it or replacing the file.
@@ -266,7 +267,10 @@ func (s *Store) load() error {
 	}
 	s.epoch++
 	s.size = good
-	if s.size >= s.compactAt && s.size >= 2*s.snapSize {
+	// A file of the JSON era is rewritten at once under the new magic:
+	// binary entries appended to it would look like damage to the version
+	// that wrote it, were it started again.
+	if s.jsonFile || s.size >= s.compactAt && s.size >= 2*s.snapSize {
 		return s.rewrite(s.capture())
 	}
 	buf, err := appendFrame(nil, &entry{Kind: kindMeta, Epoch: s.epoch, FP: s.fpKey})
@@ -281,7 +285,9 @@ func (s *Store) load() error {
 func (s *Store) replay() (int64, error) {
 	r := bufio.NewReaderSize(io.NewSectionReader(s.seg.f, 0, 1<<62), 1<<20)
 	head := make([]byte, len(magic))
-	if _, err := io.ReadFull(r, head); err != nil || string(head) != string(magic) {
+	_, err := io.ReadFull(r, head)
+	s.jsonFile = err == nil && string(head) == string(magicJSON)
+	if err != nil || string(head) != string(magic) && !s.jsonFile {
 		return 0, fmt.Errorf("%s is not a paynorm journal (it does not start with %q)", s.path, magic[:len(magic)-1])
 	}
 	off := int64(len(magic))
