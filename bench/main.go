@@ -239,9 +239,22 @@ func run(cfg config) (bool, error) {
 	}
 	defer proxy.stop()
 	// No rate_limit line: paynorm's limiter is off, as the proxy has none.
-	pnConf := func(kind, file string, port, admin int) string {
-		return fmt.Sprintf("{\n\tadmin 127.0.0.1:%d\n\tauto_https off\n\tpersist_config off\n}\n:%d {\n\tpaynorm {\n\t\taccount gmo {\n\t\t\ttype gmo\n\t\t\tthree_d_secure off\n\t\t\tendpoint http://127.0.0.1:%d\n\t\t\tshop_id %s\n\t\t\tshop_pass %s\n\t\t\ttimeout 10s\n\t\t}\n\t\tstore %s\n\t}\n}\n",
-			admin, port, simPort, shopID, shopPass, storeLine(kind, filepath.Join(dir, file)))
+	// startPaynorm starts a paynorm named name on free ports, with a store
+	// of kind in a file of its own; it returns the server and its admin
+	// port.
+	startPaynorm := func(name, kind string) (*server, int, error) {
+		port, err := freePort()
+		if err != nil {
+			return nil, 0, err
+		}
+		admin, err := freePort()
+		if err != nil {
+			return nil, 0, err
+		}
+		conf := fmt.Sprintf("{\n\tadmin 127.0.0.1:%d\n\tauto_https off\n\tpersist_config off\n}\n:%d {\n\tpaynorm {\n\t\taccount gmo {\n\t\t\ttype gmo\n\t\t\tthree_d_secure off\n\t\t\tendpoint http://127.0.0.1:%d\n\t\t\tshop_id %s\n\t\t\tshop_pass %s\n\t\t\ttimeout 10s\n\t\t}\n\t\tstore %s\n\t}\n}\n",
+			admin, port, simPort, shopID, shopPass, storeLine(kind, filepath.Join(dir, name+".store")))
+		srv, err := startServer(bin, dir, name, conf, port, "/v1/health")
+		return srv, admin, err
 	}
 	client := newClient(1024, 1024)
 	servers := []*server{sim, proxy}
@@ -249,15 +262,7 @@ func run(cfg config) (bool, error) {
 	var pns []*instance
 	byStore := map[string]*instance{}
 	for _, kind := range stores {
-		port, err := freePort()
-		if err != nil {
-			return false, err
-		}
-		admin, err := freePort()
-		if err != nil {
-			return false, err
-		}
-		srv, err := startServer(bin, dir, "paynorm-"+kind, pnConf(kind, "paynorm-"+kind+".store", port, admin), port, "/v1/health")
+		srv, admin, err := startPaynorm("paynorm-"+kind, kind)
 		if err != nil {
 			return false, err
 		}
@@ -428,15 +433,7 @@ func run(cfg config) (bool, error) {
 	mems := map[string]memResult{}
 	for _, kind := range memStores {
 		logf("memory test: %d create-payments sent at once for %d in flight, simulator ExecTran answers after %s, %s store", sent, cfg.inflight, cfg.delay, kind)
-		memPort, err := freePort()
-		if err != nil {
-			return false, err
-		}
-		memAdmin, err := freePort()
-		if err != nil {
-			return false, err
-		}
-		pnMem, err := startServer(bin, dir, "paynorm-memtest-"+kind, pnConf(kind, "paynorm-memtest-"+kind+".store", memPort, memAdmin), memPort, "/v1/health")
+		pnMem, memAdmin, err := startPaynorm("paynorm-memtest-"+kind, kind)
 		if err != nil {
 			return false, err
 		}

@@ -379,8 +379,8 @@ func (s *Store) changeAs(e *entry, frame []byte, deferred bool) (*group, error) 
 	}
 	g := s.open
 	at := int64(len(g.buf))
-	if at == 0 {
-		g.first = time.Now()
+	if at == 0 && s.gather > 0 {
+		g.first = time.Now() // only the gather window reads it
 	}
 	g.buf = append(g.buf, frame...)
 	s.apply(e, place{g: g, off: at, n: int64(len(frame)), hot: true})
